@@ -1,0 +1,14 @@
+"""skspivae: SPIVAE, a beta-VAE for 1D diffusion trajectories, in scikit-learn style.
+
+SPIVAE (Fernandez-Fernandez et al., arXiv:2307.11608) compresses the
+displacements of a trajectory into a few probabilistic latent neurons with a
+convolutional encoder and regenerates them with a WaveNet decoder. Annealing
+the KL weight ``beta`` upward leaves alive only the neurons the process needs.
+"""
+
+from . import callbacks, datasets, nn
+from ._estimator import SPIVAE
+
+__version__ = "0.1.0.dev0"
+
+__all__ = ["SPIVAE", "callbacks", "datasets", "nn", "__version__"]

@@ -1,0 +1,656 @@
+"""The scikit-learn face of SPIVAE: :class:`SPIVAE`."""
+
+import copy
+import os
+import tempfile
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.base import _fit_context
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+
+from . import _training
+from ._schedules import CURVES, PAPER_SCHEDULES, make_stages
+from .callbacks import EpochTable
+from .nn import SPIVAEModule
+
+# Estimator parameters that define the torch module, with its keyword names.
+_ARCHITECTURE = ("n_components", "encoder_channels", "encoder_layers", "kernel_size",
+                 "pool_size", "encoder_hidden", "decoder_hidden", "residual_channels",
+                 "skip_channels", "wavenet_kernel_size", "layer_size", "stack_size",
+                 "n_mixtures")
+_FORMAT_VERSION = 1
+
+
+def _positive_int():
+    return [Interval(Integral, 1, None, closed="left")]
+
+
+class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Beta-VAE with a WaveNet decoder for 1D diffusion trajectories.
+
+    A convolutional encoder maps the displacements of a trajectory to ``n_components``
+    Gaussian latent neurons; a WaveNet with dilated causal convolutions,
+    conditioned on the latent, predicts every displacement from the previous
+    ones. Training minimises the negative log-likelihood of the displacements
+    plus ``beta`` times the KL divergence to the prior, with beta annealed
+    upward so that only the neurons the process needs survive. The default
+    sizes are the paper's model (262,885 parameters).
+
+    Parameters
+    ----------
+    n_components : int, default=6
+        Number of latent neurons.
+    encoder_channels : int, default=16
+        Filters of the encoder's convolutions (and of the conditioning
+        decoder's transposed convolutions).
+    encoder_layers : int, default=4
+        Unpadded convolutions of the encoder (and transposed ones of the
+        conditioning decoder).
+    kernel_size : int, default=3
+        Kernel of the encoder's and conditioning decoder's convolutions.
+    pool_size : int, default=16
+        Positions kept by each of the encoder's adaptive average and max pools.
+    encoder_hidden : tuple of int, default=(200, 100)
+        Dense layers from the pooled features to the latent.
+    decoder_hidden : tuple of int, default=(100, 200)
+        Dense layers from the latent to the conditioning.
+    residual_channels, skip_channels : int, default=16
+        Channels of the WaveNet's residual and skip paths.
+    wavenet_kernel_size : int, default=3
+        Kernel of the WaveNet's dilated convolutions.
+    layer_size : int, default=4
+        Dilated layers per stack, with dilations 1, 2, ..., 2**(layer_size-1).
+    stack_size : int, default=1
+        Repetitions of the dilation stack.
+    n_mixtures : int, default=1
+        Normal components of the output distribution of each displacement.
+    beta : float, default=0.0
+        Weight of the KL term for the "constant", "linear" and "tanh" schedules.
+    beta_schedule : str or list of (int, float), default="constant"
+        "constant"; "linear" or "tanh" warm-up of beta from 0 over
+        ``beta_warmup_epochs`` epochs (as osl-dynamics' KL annealing);
+        "fbm_paper" or "sbm_paper" for the paper's staged recipes; or a list of
+        ``(n_epochs, beta)`` stages, each run as its own one-cycle. Staged
+        schedules set the number of epochs themselves (``max_epochs`` and
+        ``beta`` are then not used).
+    beta_warmup_epochs : int, default=10
+        Epochs of the "linear" and "tanh" warm-ups.
+    beta_sharpness : float, default=10.0
+        Sharpness of the "tanh" warm-up.
+    max_epochs : int, default=100
+        Epochs of the single-stage schedules.
+    batch_size : int, default=256
+        Trajectories per optimiser step.
+    lr : float, default=1e-3
+        Peak learning rate of Adam.
+    lr_schedule : {"one_cycle", "constant"} or callable, default="one_cycle"
+        Per-stage learning-rate schedule; a callable gets
+        ``(optimizer, lr, total_steps)`` and returns a torch scheduler stepped
+        once per batch.
+    validation_fraction : float, default=0.2
+        Fraction of trajectories held out (seeded split) for the validation
+        columns of ``history_`` and for ``kl_divergence_``; 0 uses none.
+    clip_grad_norm : float or None, default=None
+        Clip the gradient norm to this value before each step.
+    kl_threshold : float, default=0.1
+        A neuron whose KL divergence (nats, mean over the validation set)
+        exceeds this is active; collapsed neurons sit near 0.
+    input_type : {"positions", "increments"}, default="positions"
+        Whether rows of ``X`` are positions x(0..T-1) or displacements.
+    input_scale : "auto", float or None, default="auto"
+        One global constant that displacements are divided by before entering
+        the network: "auto" takes the root mean square of the training
+        displacements at the first fit; None keeps the raw units (the paper's
+        choice, which trains slowly when displacements are small). Likelihoods
+        and scores are always reported in the raw units (the log of the scale
+        is accounted for), and ``sample`` returns raw units.
+    callbacks : list or None, default=None
+        Objects of :mod:`skspivae.callbacks` called during ``fit``.
+    warm_start : bool, default=False
+        Continue from the current weights, optimiser and history when refitting.
+    device : str, default="auto"
+        "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initial weights, the train/validation split, the batch order
+        and the latent noise. On CPU the same seed gives bitwise the same model.
+    verbose : int, default=0
+        Print an epoch table during ``fit`` when > 0.
+
+    Attributes
+    ----------
+    module_ : SPIVAEModule
+        The fitted torch module.
+    history_ : list of dict
+        One entry per epoch: "epoch", "stage", "beta", "lr", "train_loss",
+        "valid_loss", "valid_nll", "kl", "kl_per_component", "seconds".
+    kl_divergence_ : ndarray of shape (n_components,)
+        KL divergence of each neuron to the prior, mean over the validation set
+        (the training set when ``validation_fraction=0``).
+    active_components_ : ndarray of int
+        Indices of the neurons with ``kl_divergence_ > kl_threshold``.
+    receptive_field_ : int
+        Past displacements one prediction depends on; the first
+        ``receptive_field_`` displacements of a trajectory are not scored.
+    min_timesteps_ : int
+        Shortest trajectory (in rows of ``X``) that ``transform`` and ``score``
+        accept.
+    n_features_in_ : int
+        Length of the trajectories seen in ``fit``.
+    feature_names_in_ : ndarray of str
+        Column names of ``X`` when it was a DataFrame with string names.
+    n_iter_ : int
+        Epochs run in total.
+    input_scale_ : float
+        The scale displacements were divided by (1.0 when ``input_scale=None``).
+
+    See Also
+    --------
+    skspivae.datasets.make_fbm : Simulate fractional Brownian motion.
+    sklearn.decomposition.PCA : A linear latent-variable model with the same API.
+
+    References
+    ----------
+    G. Fernandez-Fernandez, C. Manzo, M. Lewenstein, A. Dauphin and
+    G. Munoz-Gil, "Learning minimal representations of stochastic processes
+    with variational autoencoders", arXiv:2307.11608 (2023).
+
+    Examples
+    --------
+    >>> from skspivae import SPIVAE
+    >>> from skspivae.datasets import make_fbm
+    >>> X, y = make_fbm(64, n_timesteps=48, alpha=[0.5, 1.5], D=[1e-3], random_state=0)
+    >>> est = SPIVAE(n_components=2, encoder_hidden=(16,), decoder_hidden=(16,),
+    ...              layer_size=2, max_epochs=2, batch_size=32, random_state=0)
+    >>> est.fit(X).transform(X).shape
+    (64, 2)
+    >>> len(est.history_)
+    2
+    >>> est.get_feature_names_out()
+    array(['spivae0', 'spivae1'], dtype=object)
+    """
+
+    _parameter_constraints = {
+        "n_components": _positive_int(),
+        "encoder_channels": _positive_int(),
+        "encoder_layers": _positive_int(),
+        "kernel_size": _positive_int(),
+        "pool_size": _positive_int(),
+        "encoder_hidden": ["array-like"],
+        "decoder_hidden": ["array-like"],
+        "residual_channels": _positive_int(),
+        "skip_channels": _positive_int(),
+        "wavenet_kernel_size": [Interval(Integral, 2, None, closed="left")],
+        "layer_size": _positive_int(),
+        "stack_size": _positive_int(),
+        "n_mixtures": _positive_int(),
+        "beta": [Interval(Real, 0, None, closed="left")],
+        "beta_schedule": [StrOptions(set(CURVES) | set(PAPER_SCHEDULES)), list, tuple],
+        "beta_warmup_epochs": [Interval(Integral, 0, None, closed="left")],
+        "beta_sharpness": [Interval(Real, 0, None, closed="neither")],
+        "max_epochs": _positive_int(),
+        "batch_size": _positive_int(),
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "lr_schedule": [StrOptions({"one_cycle", "constant"}), callable],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "clip_grad_norm": [None, Interval(Real, 0, None, closed="neither")],
+        "kl_threshold": [Interval(Real, 0, None, closed="left")],
+        "input_type": [StrOptions({"positions", "increments"})],
+        "input_scale": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither"),
+                        None],
+        "callbacks": [None, list],
+        "warm_start": ["boolean"],
+        "device": [str, torch.device],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(self, n_components=6, *, encoder_channels=16, encoder_layers=4,
+                 kernel_size=3, pool_size=16, encoder_hidden=(200, 100),
+                 decoder_hidden=(100, 200), residual_channels=16, skip_channels=16,
+                 wavenet_kernel_size=3, layer_size=4, stack_size=1, n_mixtures=1,
+                 beta=0.0, beta_schedule="constant", beta_warmup_epochs=10,
+                 beta_sharpness=10.0, max_epochs=100, batch_size=256, lr=1e-3,
+                 lr_schedule="one_cycle", validation_fraction=0.2,
+                 clip_grad_norm=None, kl_threshold=0.1, input_type="positions",
+                 input_scale="auto", callbacks=None, warm_start=False, device="auto",
+                 random_state=None, verbose=0):
+        self.n_components = n_components
+        self.encoder_channels = encoder_channels
+        self.encoder_layers = encoder_layers
+        self.kernel_size = kernel_size
+        self.pool_size = pool_size
+        self.encoder_hidden = encoder_hidden
+        self.decoder_hidden = decoder_hidden
+        self.residual_channels = residual_channels
+        self.skip_channels = skip_channels
+        self.wavenet_kernel_size = wavenet_kernel_size
+        self.layer_size = layer_size
+        self.stack_size = stack_size
+        self.n_mixtures = n_mixtures
+        self.beta = beta
+        self.beta_schedule = beta_schedule
+        self.beta_warmup_epochs = beta_warmup_epochs
+        self.beta_sharpness = beta_sharpness
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.lr_schedule = lr_schedule
+        self.validation_fraction = validation_fraction
+        self.clip_grad_norm = clip_grad_norm
+        self.kl_threshold = kl_threshold
+        self.input_type = input_type
+        self.input_scale = input_scale
+        self.callbacks = callbacks
+        self.warm_start = warm_start
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # --- fitting --------------------------------------------------------------
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Train on trajectories ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_timesteps)
+            Positions (or displacements, see ``input_type``), one trajectory
+            per row.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : SPIVAE
+            The fitted estimator.
+        """
+        stages = make_stages(self.beta_schedule, self.beta, self.max_epochs,
+                             self.beta_warmup_epochs, self.beta_sharpness)
+        config = self._module_config()
+        rng = check_random_state(self.random_state)
+        device = _resolve_device(self.device)
+        warm = self.warm_start and hasattr(self, "module_")
+        if warm and config != self._config:
+            raise ValueError(
+                "warm_start=True needs the architecture of the fitted model; "
+                "these parameters changed: "
+                + ", ".join(k for k in config if config[k] != self._config[k])
+            )
+        if not warm:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(rng.randint(np.iinfo(np.int32).max))
+                module = SPIVAEModule(**config)
+        else:
+            module = self.module_
+        X = validate_data(self, X, dtype=[np.float64, np.float32],
+                          ensure_min_samples=2, reset=not warm)
+        dx = self._increments(X, module)
+        if not warm:
+            self.input_scale_ = _scale(dx, self.input_scale)
+        dx = dx / np.float32(self.input_scale_)  # never in place: dx may be X
+
+        n = dx.shape[0]
+        order = rng.permutation(n)
+        n_valid = int(round(self.validation_fraction * n))
+        if n - n_valid < 1:
+            raise ValueError(
+                f"validation_fraction={self.validation_fraction} leaves no "
+                f"training trajectory out of {n}."
+            )
+        module = module.to(device)
+        data = torch.as_tensor(dx, device=device).unsqueeze(1)
+        train = data[torch.as_tensor(order[n_valid:], device=device)]
+        valid = data[torch.as_tensor(order[:n_valid], device=device)]
+        generator = torch.Generator(device=device)
+        generator.manual_seed(rng.randint(np.iinfo(np.int32).max))
+
+        if not warm:
+            self.module_ = module
+            self._config = config
+            self._optimizer = torch.optim.Adam(module.parameters(), lr=self.lr)
+            self.history_ = []
+        callbacks = list(self.callbacks or [])
+        if self.verbose:
+            callbacks.append(EpochTable())
+        trainer = _training.Trainer(
+            module, self._optimizer, batch_size=self.batch_size, lr=self.lr,
+            lr_schedule=self.lr_schedule, clip_grad_norm=self.clip_grad_norm,
+            generator=generator, callbacks=callbacks, owner=self,
+        )
+        with _training.flush_denormals():
+            try:
+                status = trainer.run(train, valid, stages, self.history_)
+            finally:
+                self._set_fitted_summaries(valid if n_valid else train)
+        if status == "interrupted":
+            warnings.warn(f"Training interrupted; the estimator keeps the weights "
+                          f"of epoch {self.n_iter_ - 1}.", RuntimeWarning,
+                          stacklevel=2)
+        return self
+
+    def _module_config(self):
+        config = {k: getattr(self, k) for k in _ARCHITECTURE}
+        for name in ("encoder_hidden", "decoder_hidden"):
+            sizes = config[name]
+            if isinstance(sizes, Integral):
+                sizes = (sizes,)
+            sizes = tuple(sizes)
+            if not all(isinstance(s, Integral) and not isinstance(s, bool) and s >= 1
+                       for s in sizes):
+                raise ValueError(f"{name} must be a sequence of integers >= 1; "
+                                 f"got {getattr(self, name)!r}.")
+            config[name] = tuple(int(s) for s in sizes)
+        return config
+
+    def _set_fitted_summaries(self, data):
+        self.receptive_field_ = self.module_.receptive_field
+        self.min_timesteps_ = self.module_.min_length + (self.input_type == "positions")
+        self.n_iter_ = len(self.history_)
+        _, kl = _training.per_trajectory_losses(self.module_, data, 4 * self.batch_size)
+        self.kl_divergence_ = kl.double().mean(dim=0).cpu().numpy()
+        self.active_components_ = np.flatnonzero(self.kl_divergence_ > self.kl_threshold)
+
+    # --- data -----------------------------------------------------------------
+
+    def _increments(self, X, module):
+        """Validated 2-D array -> float32 displacements, checking the length."""
+        minimum = module.min_length + (self.input_type == "positions")
+        if X.shape[1] < minimum:
+            raise ValueError(
+                f"X has {X.shape[1]} time steps per trajectory (n_features = "
+                f"{X.shape[1]}); this architecture "
+                f"(receptive field {module.receptive_field}) needs at least "
+                f"{minimum} ({self.input_type})."
+            )
+        dx = np.diff(X, axis=1) if self.input_type == "positions" else X
+        return np.ascontiguousarray(dx, dtype=np.float32)
+
+    def _as_tensor(self, X):
+        """Validate X for a fitted model; any length down to ``min_timesteps_``."""
+        check_is_fitted(self)
+        X = check_array(X, dtype=[np.float64, np.float32])
+        dx = self._increments(X, self.module_) / np.float32(self.input_scale_)
+        return torch.as_tensor(dx, device=self._device).unsqueeze(1)
+
+    @property
+    def _device(self):
+        return next(self.module_.parameters()).device
+
+    # --- inference ------------------------------------------------------------
+
+    def encode(self, X):
+        """Mean and log-variance of each trajectory's latent distribution.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_timesteps)
+            Any length of at least ``min_timesteps_``.
+
+        Returns
+        -------
+        mu, logvar : ndarray of shape (n_samples, n_components)
+
+        Examples
+        --------
+        >>> from skspivae import SPIVAE
+        >>> from skspivae.datasets import make_fbm
+        >>> X, _ = make_fbm(8, n_timesteps=40, alpha=[1.0], D=[1e-2], random_state=0)
+        >>> est = SPIVAE(n_components=3, layer_size=2, max_epochs=1,
+        ...              random_state=0).fit(X)
+        >>> mu, logvar = est.encode(X)
+        >>> mu.shape, logvar.shape
+        ((8, 3), (8, 3))
+        """
+        mu, logvar = _training.encode(self.module_, self._as_tensor(X),
+                                      4 * self.batch_size)
+        return (mu.cpu().numpy().astype(np.float64),
+                logvar.cpu().numpy().astype(np.float64))
+
+    def transform(self, X):
+        """Latent means of the trajectories.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_timesteps)
+            Any length of at least ``min_timesteps_``.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_components)
+        """
+        return self.encode(X)[0]
+
+    def score_samples(self, X):
+        """Evidence lower bound (beta = 1) of each trajectory, nats per step.
+
+        The sum of the log-likelihoods of the scored displacements (all but
+        the first ``receptive_field_``), minus the KL divergence of the latent
+        to the prior, divided by the number of scored steps. The
+        reconstruction is evaluated at the posterior mean, so the value is
+        deterministic. It does not depend on the training beta and compares
+        across lengths.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_timesteps)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        data = self._as_tensor(X)
+        nll, kl = _training.per_trajectory_losses(self.module_, data,
+                                                  4 * self.batch_size)
+        n_scored = data.shape[-1] - self.module_.receptive_field
+        elbo = -nll.double() - kl.double().sum(dim=1) / n_scored
+        return elbo.cpu().numpy() - np.log(self.input_scale_)
+
+    def score(self, X, y=None):
+        """Mean evidence lower bound per scored step (higher is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_timesteps)
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        float
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    @property
+    def _n_features_out(self):
+        return self.n_components
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64"]
+        tags.non_deterministic = self.random_state is None
+        return tags
+
+    # --- persistence ----------------------------------------------------------
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        if "module_" in state:
+            state["module_"] = _copy_to_cpu(state["module_"])
+            state["_optimizer_state"] = _state_to_cpu(state.pop("_optimizer").state_dict())
+        return state
+
+    def __setstate__(self, state):
+        opt_state = state.pop("_optimizer_state", None)
+        self.__dict__.update(state)
+        if "module_" in state:
+            device = _resolve_device(self.device, strict=False)
+            self.module_.to(device)
+            self._optimizer = torch.optim.Adam(self.module_.parameters(), lr=self.lr)
+            if opt_state is not None:
+                self._optimizer.load_state_dict(opt_state)
+
+    def save(self, path, *, overwrite=False):
+        """Write the fitted model (weights, parameters, history) to ``path``.
+
+        The file is read back by :meth:`load` with
+        ``torch.load(weights_only=True)``: loading runs no code. The write is
+        atomic: an interrupted save never destroys an existing file.
+
+        Parameters
+        ----------
+        path : str or path-like
+        overwrite : bool, default=False
+            Replace an existing file; otherwise an existing ``path`` raises
+            ``FileExistsError``.
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> from skspivae import SPIVAE
+        >>> from skspivae.datasets import make_fbm
+        >>> X, _ = make_fbm(8, n_timesteps=40, alpha=[1.0], D=[1e-2], random_state=0)
+        >>> est = SPIVAE(n_components=2, layer_size=2, max_epochs=1,
+        ...              random_state=0).fit(X)
+        >>> path = os.path.join(tempfile.mkdtemp(), "model.pt")
+        >>> est.save(path)
+        >>> again = SPIVAE.load(path)
+        >>> bool((again.transform(X) == est.transform(X)).all())
+        True
+        """
+        check_is_fitted(self)
+        path = os.fspath(path)
+        if os.path.exists(path) and not overwrite:
+            raise FileExistsError(f"{path} exists; pass overwrite=True to replace it.")
+        params = self.get_params(deep=False)
+        if params["callbacks"] is not None:
+            warnings.warn("callbacks are not saved.", UserWarning, stacklevel=2)
+            params["callbacks"] = None
+        if callable(params["lr_schedule"]):
+            raise ValueError("A callable lr_schedule cannot be saved; set "
+                             "lr_schedule to a string before save().")
+        if isinstance(params["device"], torch.device):
+            params["device"] = str(params["device"])
+        if not isinstance(params["random_state"], (Integral, type(None))):
+            params["random_state"] = None
+        payload = {
+            "format": _FORMAT_VERSION,
+            "params": params,
+            "state_dict": _state_to_cpu(self.module_.state_dict()),
+            "fitted": {
+                "history_": self.history_,
+                "n_features_in_": self.n_features_in_,
+                "input_scale_": self.input_scale_,
+                "feature_names_in_": (list(self.feature_names_in_)
+                                      if hasattr(self, "feature_names_in_") else None),
+            },
+        }
+        folder = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".skspivae-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(payload, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+
+    @classmethod
+    def load(cls, path, *, device=None):
+        """Read a model written by :meth:`save`.
+
+        Parameters
+        ----------
+        path : str or path-like
+        device : str or None, default=None
+            Where to put the weights; None uses the saved ``device`` parameter
+            ("auto" falls back to the CPU without CUDA).
+
+        Returns
+        -------
+        SPIVAE
+            A fitted estimator.
+        """
+        payload = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
+        if not isinstance(payload, dict) or payload.get("format") != _FORMAT_VERSION:
+            raise ValueError(f"{path} is not a model written by SPIVAE.save.")
+        params = payload["params"]
+        if device is not None:
+            params["device"] = device
+        est = cls(**params)
+        config = est._module_config()
+        module = SPIVAEModule(**config)
+        module.load_state_dict(payload["state_dict"])
+        est.module_ = module.to(_resolve_device(est.device, strict=False))
+        est._config = config
+        est._optimizer = torch.optim.Adam(est.module_.parameters(), lr=est.lr)
+        fitted = payload["fitted"]
+        est.history_ = fitted["history_"]
+        est.n_features_in_ = fitted["n_features_in_"]
+        est.input_scale_ = fitted["input_scale_"]
+        if fitted["feature_names_in_"] is not None:
+            est.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
+        # kl_divergence_ was measured on the validation set, which is not saved:
+        # take it from the last history entry.
+        kl = fitted["history_"][-1]["kl_per_component"] if fitted["history_"] else None
+        est.receptive_field_ = module.receptive_field
+        est.min_timesteps_ = module.min_length + (est.input_type == "positions")
+        est.n_iter_ = len(est.history_)
+        est.kl_divergence_ = np.asarray(kl if kl is not None else
+                                        [np.nan] * est.n_components, dtype=np.float64)
+        est.active_components_ = np.flatnonzero(est.kl_divergence_ > est.kl_threshold)
+        return est
+
+
+def _scale(dx, input_scale):
+    """The constant displacements are divided by (see ``input_scale``)."""
+    if input_scale is None:
+        return 1.0
+    if input_scale == "auto":
+        rms = float(np.sqrt(np.mean(np.square(dx, dtype=np.float64))))
+        return rms if rms > 0 and np.isfinite(rms) else 1.0
+    return float(input_scale)
+
+
+def _resolve_device(device, strict=True):
+    """"auto" -> "cuda" when available else "cpu"; check a CUDA request."""
+    if isinstance(device, torch.device):
+        device = str(device)
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device={device!r} is not a torch device; use 'auto', "
+                         "'cpu', 'cuda' or 'cuda:N'.") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        if strict:
+            raise ValueError(f"device={device!r} but CUDA is not available here; "
+                             "use device='cpu' or 'auto'.")
+        return torch.device("cpu")
+    return resolved
+
+
+def _state_to_cpu(obj):
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _state_to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_state_to_cpu(v) for v in obj]
+    return obj
+
+
+def _copy_to_cpu(module):
+    if next(module.parameters()).device.type == "cpu":
+        return module
+    return copy.deepcopy(module).cpu()

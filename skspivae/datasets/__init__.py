@@ -1,0 +1,3 @@
+"""Exact, vectorized, seeded simulators of fBM and SBM trajectories."""
+
+__all__ = []

@@ -1,0 +1,312 @@
+"""The SPIVAE network: encoder, conditioning decoder and WaveNet.
+
+Every tensor is laid out as (batch, channels, time). Trajectories enter as
+displacements ``dx`` of shape (batch, 1, length).
+
+The WaveNet uses unpadded ("valid") convolutions. It reads ``dx[:, :, :-1]``
+and its last output column predicts ``dx[:, :, -1]``; all layers are aligned on
+their right end, so a layer of length ``n`` covers the target times
+``length - n, ..., length - 1``. The first ``receptive_field`` steps have no
+full history and are not predicted: the output has ``length - receptive_field``
+columns, for the targets ``dx[:, :, receptive_field:]``.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._distributions import kl_normal, log_prob
+
+
+def _init_relu(module):
+    """Kaiming normal (fan_out, ReLU) weights and zero biases, as the reference."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv1d, nn.ConvTranspose1d, nn.Linear)):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+class Encoder(nn.Module):
+    """Convolutional encoder: displacements -> (mu, logvar) of the latent.
+
+    Parameters
+    ----------
+    n_components : int
+        Number of latent neurons.
+    channels : int
+        Filters of each convolution.
+    n_layers, kernel_size : int
+        Number and width of the unpadded convolutions.
+    pool_size : int
+        Positions kept by each of the adaptive average and max poolings.
+    hidden : tuple of int
+        Sizes of the dense layers between the pooled features and the output.
+    """
+
+    def __init__(self, n_components=6, channels=16, n_layers=4, kernel_size=3,
+                 pool_size=16, hidden=(200, 100)):
+        super().__init__()
+        self.pool_size = pool_size
+        self.convs = nn.ModuleList(
+            nn.Conv1d(1 if i == 0 else channels, channels, kernel_size)
+            for i in range(n_layers)
+        )
+        dims = [2 * channels * pool_size, *hidden, 2 * n_components]
+        self.dense = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.shrink = n_layers * (kernel_size - 1)
+        _init_relu(self)
+        # The last layer starts at zero log-variance and zero bias: a stable start.
+        last = self.dense[-1]
+        nn.init.zeros_(last.weight[n_components:])
+        nn.init.zeros_(last.bias)
+
+    def forward(self, dx):
+        """(batch, 1, length) -> mu, logvar, each (batch, n_components)."""
+        h = dx
+        for conv in self.convs:
+            h = F.relu(conv(h))
+        h = torch.cat([F.adaptive_avg_pool1d(h, self.pool_size),
+                       F.adaptive_max_pool1d(h, self.pool_size)], dim=1).flatten(1)
+        for layer in self.dense[:-1]:
+            h = F.relu(layer(h))
+        return self.dense[-1](h).chunk(2, dim=1)
+
+
+class ConditioningDecoder(nn.Module):
+    """Latent -> local conditioning c(t) of the WaveNet, for any length.
+
+    Dense layers map z to ``channels x (2 * pool_size)`` values, which are
+    linearly interpolated in time to ``length - n_layers * (kernel_size - 1)``
+    and brought to ``length`` by transposed convolutions.
+    """
+
+    def __init__(self, n_components=6, channels=16, n_layers=4, kernel_size=3,
+                 pool_size=16, hidden=(100, 200), out_channels=None):
+        super().__init__()
+        out_channels = n_components if out_channels is None else out_channels
+        self.channels = channels
+        self.width = 2 * pool_size
+        dims = [n_components, *hidden, channels * self.width]
+        self.dense = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.convs = nn.ModuleList(
+            nn.ConvTranspose1d(channels, out_channels if i == n_layers - 1 else channels,
+                               kernel_size)
+            for i in range(n_layers)
+        )
+        self.grow = n_layers * (kernel_size - 1)
+        _init_relu(self)
+
+    def forward(self, z, length):
+        """(batch, n_components), int -> c of shape (batch, out_channels, length)."""
+        h = z
+        for layer in self.dense:
+            h = F.relu(layer(h))
+        h = h.view(-1, self.channels, self.width)
+        h = F.interpolate(h, size=length - self.grow, mode="linear")
+        for conv in self.convs:
+            h = F.relu(conv(h))
+        return h
+
+
+class WaveNet(nn.Module):
+    """Dilated causal convolutions with gated residual blocks and local conditioning.
+
+    Each block: a dilated convolution to ``2 * residual_channels`` plus a 1x1
+    projection of the conditioning, split into halves ``a, b``, gated as
+    ``a * sigmoid(b)``, then 1x1 skip and residual convolutions; the residual is
+    added to the block input and scaled by sqrt(1/2), the skips are summed and
+    scaled by sqrt(1/n_blocks). The head is ReLU, 1x1, ReLU, 1x1.
+
+    The function is the plain one of the reference; it is computed with fused
+    weights: input and causal convolutions as one kernel-2 convolution, all the
+    blocks' conditioning projections in one product, skip and residual in one
+    1x1 convolution, and skips only over the columns the head reads.
+    """
+
+    def __init__(self, cond_channels=6, residual_channels=16, skip_channels=16,
+                 kernel_size=3, layer_size=4, stack_size=1, out_channels=3):
+        super().__init__()
+        self.residual_channels = residual_channels
+        self.skip_channels = skip_channels
+        self.dilations = [2**i for i in range(layer_size)] * stack_size
+        self.receptive_field = 2 + sum(d * (kernel_size - 1) for d in self.dilations)
+        r, s = residual_channels, skip_channels
+        self.input_conv = nn.Conv1d(1, r, 1)
+        self.causal_conv = nn.Conv1d(r, r, 2)
+        self.dilated = nn.ModuleList(
+            nn.Conv1d(r, 2 * r, kernel_size, dilation=d) for d in self.dilations
+        )
+        n = len(self.dilations)
+        # Conditioning projections of all blocks stacked: (n * 2r, cond, 1).
+        self.cond = nn.Conv1d(cond_channels, n * 2 * r, 1, bias=False)
+        # Skip and residual 1x1 convolutions of each block stacked: (s + r, r, 1).
+        self.skip_res = nn.ModuleList(nn.Conv1d(r, s + r, 1) for _ in self.dilations)
+        self.head = nn.Sequential(nn.ReLU(), nn.Conv1d(s, s, 1), nn.ReLU(),
+                                  nn.Conv1d(s, out_channels, 1))
+        _init_relu(self)
+        last = self.head[-1]
+        nn.init.trunc_normal_(last.weight, std=1.0 / math.sqrt(last.in_channels),
+                              a=-2.0 / math.sqrt(last.in_channels),
+                              b=2.0 / math.sqrt(last.in_channels))
+
+    def _input_kernel(self):
+        """The 1x1 input conv followed by the kernel-2 causal conv, as one conv."""
+        w_in, b_in = self.input_conv.weight[:, :, 0], self.input_conv.bias  # (r, 1), (r,)
+        w_c, b_c = self.causal_conv.weight, self.causal_conv.bias  # (r, r, 2), (r,)
+        weight = torch.einsum("ock,ci->oik", w_c, w_in)  # (r, 1, 2)
+        bias = b_c + torch.einsum("ock,c->o", w_c, b_in)
+        return weight, bias
+
+    def forward(self, dx, c):
+        """dx (batch, 1, length), c (batch, cond, length) -> (batch, out, length - rf).
+
+        Internally time-major, (batch, time, channels): every convolution is
+        one matrix product over the stacked taps, and each block's
+        conditioning projection rides along in its dilated convolution's
+        product (the taps are concatenated with the conditioning columns).
+        """
+        length = dx.shape[-1]
+        n_out = length - self.receptive_field
+        r, s = self.residual_channels, self.skip_channels
+        n_blocks = len(self.dilations)
+        c = c.transpose(1, 2)  # (batch, length, cond)
+        weight, bias = self._input_kernel()
+        x = _conv_time_major(dx.transpose(1, 2)[:, :-1], weight, bias)  # (B, L-2, r)
+        skips = None
+        for i, (conv, proj) in enumerate(zip(self.dilated, self.skip_res)):
+            cond_weight = self.cond.weight[i * 2 * r:(i + 1) * 2 * r, :, 0]
+            y = _conv_time_major(x, conv.weight, conv.bias, conv.dilation[0],
+                                 extra=c, extra_weight=cond_weight)
+            a, b = y.chunk(2, dim=2)
+            g = a * torch.sigmoid(b)  # (batch, time, r)
+            if i == n_blocks - 1:
+                # Last block: its residual output is never read.
+                skip = F.linear(g[:, -n_out:], proj.weight[:s, :, 0], proj.bias[:s])
+            else:
+                sr = F.linear(g, proj.weight[:, :, 0], proj.bias)
+                skip = sr[:, -n_out:, :s]
+                x = (sr[..., s:] + x[:, -g.shape[1]:]) * math.sqrt(0.5)
+            skips = skip if skips is None else skips + skip
+        h = F.relu(skips * math.sqrt(1.0 / n_blocks))
+        h = F.relu(F.linear(h, self.head[1].weight[:, :, 0], self.head[1].bias))
+        out = F.linear(h, self.head[3].weight[:, :, 0], self.head[3].bias)
+        return out.transpose(1, 2)
+
+
+def _conv_time_major(x, weight, bias, dilation=1, extra=None, extra_weight=None):
+    """Unpadded 1D convolution of time-major ``x`` (batch, time, in) as one product.
+
+    ``weight`` is a Conv1d weight (out, in, k). Optional ``extra`` columns
+    (batch, time_extra, e) right-aligned with the output are multiplied by
+    ``extra_weight`` (out, e) in the same product.
+    """
+    out_ch, in_ch, k = weight.shape
+    n = x.shape[1] - dilation * (k - 1)
+    taps = [x[:, j * dilation:j * dilation + n] for j in range(k)]
+    w = weight.permute(0, 2, 1).reshape(out_ch, k * in_ch)
+    if extra is not None:
+        taps.append(extra[:, extra.shape[1] - n:])
+        w = torch.cat([w, extra_weight], dim=1)
+    h = taps[0] if len(taps) == 1 else torch.cat(taps, dim=2)
+    return F.linear(h, w, bias)
+
+
+class SPIVAEModule(nn.Module):
+    """The full SPIVAE: encoder, reparametrised latent, conditioning, WaveNet.
+
+    Parameters
+    ----------
+    n_components : int
+        Number of latent neurons.
+    encoder_channels, encoder_layers, kernel_size, pool_size : int
+        Encoder convolutions (mirrored by the conditioning decoder).
+    encoder_hidden, decoder_hidden : tuple of int
+        Dense layer sizes of the encoder and of the conditioning decoder.
+    residual_channels, skip_channels, wavenet_kernel_size, layer_size, stack_size : int
+        WaveNet sizes; dilations are ``1, 2, ..., 2**(layer_size-1)``
+        repeated ``stack_size`` times.
+    n_mixtures : int
+        Normal components of the output distribution.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skspivae.nn import SPIVAEModule
+    >>> module = SPIVAEModule()
+    >>> sum(p.numel() for p in module.parameters())
+    262885
+    >>> module.receptive_field
+    32
+    >>> out = module(torch.zeros(2, 1, 99))
+    >>> out.params.shape, out.mu.shape
+    (torch.Size([2, 3, 67]), torch.Size([2, 6]))
+    """
+
+    def __init__(self, n_components=6, encoder_channels=16, encoder_layers=4,
+                 kernel_size=3, pool_size=16, encoder_hidden=(200, 100),
+                 decoder_hidden=(100, 200), residual_channels=16, skip_channels=16,
+                 wavenet_kernel_size=3, layer_size=4, stack_size=1, n_mixtures=1):
+        super().__init__()
+        self.n_components = n_components
+        self.n_mixtures = n_mixtures
+        self.encoder = Encoder(n_components, encoder_channels, encoder_layers,
+                               kernel_size, pool_size, tuple(encoder_hidden))
+        self.decoder = ConditioningDecoder(n_components, encoder_channels,
+                                           encoder_layers, kernel_size, pool_size,
+                                           tuple(decoder_hidden))
+        self.wavenet = WaveNet(n_components, residual_channels, skip_channels,
+                               wavenet_kernel_size, layer_size, stack_size,
+                               3 * n_mixtures)
+
+    @property
+    def receptive_field(self):
+        """Past displacements one prediction depends on."""
+        return self.wavenet.receptive_field
+
+    @property
+    def min_length(self):
+        """Fewest displacements a trajectory needs: one scored step, and room
+        for the encoder's and decoder's unpadded convolutions."""
+        return max(self.receptive_field + 1, self.encoder.shrink + 1,
+                   self.decoder.grow + 1)
+
+    def forward(self, dx, sample_latent=True, generator=None):
+        """Encode, draw z, decode. Returns an :class:`SPIVAEOutput`."""
+        mu, logvar = self.encoder(dx)
+        z = mu
+        if sample_latent:
+            eps = torch.randn(mu.shape, generator=generator, device=mu.device,
+                              dtype=mu.dtype)
+            z = mu + torch.exp(0.5 * logvar) * eps
+        c = self.decoder(z, dx.shape[-1])
+        return SPIVAEOutput(self.wavenet(dx, c), mu, logvar)
+
+    def losses(self, dx, sample_latent=True, generator=None):
+        """Per-trajectory mean NLL over scored steps and KL per neuron.
+
+        Returns
+        -------
+        nll : Tensor of shape (batch,)
+            Negative log-likelihood averaged over the scored steps.
+        kl : Tensor of shape (batch, n_components)
+        """
+        out = self(dx, sample_latent, generator)
+        target = dx[:, 0, self.receptive_field:]
+        nll = -log_prob(out.params, target, self.n_mixtures).mean(dim=1)
+        return nll, kl_normal(out.mu, out.logvar)
+
+
+class SPIVAEOutput(tuple):
+    """(params, mu, logvar) with names."""
+
+    __slots__ = ()
+
+    def __new__(cls, params, mu, logvar):
+        return super().__new__(cls, (params, mu, logvar))
+
+    params = property(lambda self: self[0])
+    mu = property(lambda self: self[1])
+    logvar = property(lambda self: self[2])

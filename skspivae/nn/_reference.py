@@ -1,0 +1,92 @@
+"""A plain PyTorch transcription of the SPIVAE reference model (private).
+
+This is the model of ``REFERENCE.md`` section 4 written the obvious way: one
+``nn.Conv1d`` per box of the diagram and no fusion. It is kept as a yardstick:
+the tests check that :class:`skspivae.nn.SPIVAEModule` computes the same
+function with the same weights, and ``benchmarks/bench_training.py`` times it
+against the optimised module.
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class ReferenceSPIVAE(nn.Module):
+    """SPIVAE written with one layer per box; same state as the fast module."""
+
+    def __init__(self, n_components=6, channels=16, pool_size=16, hidden=(200, 100),
+                 layer_size=4, kernel_size=3):
+        super().__init__()
+        self.n_components = n_components
+        self.encoder_convs = nn.ModuleList(
+            [nn.Conv1d(1 if i == 0 else channels, channels, 3) for i in range(4)]
+        )
+        self.pool_size = pool_size
+        dims = [2 * channels * pool_size, *hidden, 2 * n_components]
+        self.encoder_dense = nn.ModuleList(
+            [nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:])]
+        )
+        ddims = [n_components, *hidden[::-1], 2 * channels * pool_size]
+        self.decoder_dense = nn.ModuleList(
+            [nn.Linear(a, b) for a, b in zip(ddims[:-1], ddims[1:])]
+        )
+        self.channels = channels
+        self.decoder_convs = nn.ModuleList(
+            [nn.ConvTranspose1d(channels, channels if i < 3 else n_components, 3)
+             for i in range(4)]
+        )
+        self.input_conv = nn.Conv1d(1, channels, 1)
+        self.causal_conv = nn.Conv1d(channels, channels, 2)
+        self.dilations = [2**i for i in range(layer_size)]
+        self.dilated = nn.ModuleList(
+            [nn.Conv1d(channels, 2 * channels, kernel_size, dilation=d)
+             for d in self.dilations]
+        )
+        self.cond = nn.ModuleList(
+            [nn.Conv1d(n_components, 2 * channels, 1, bias=False)
+             for _ in self.dilations]
+        )
+        self.skip = nn.ModuleList([nn.Conv1d(channels, channels, 1) for _ in self.dilations])
+        self.res = nn.ModuleList([nn.Conv1d(channels, channels, 1) for _ in self.dilations])
+        self.head1 = nn.Conv1d(channels, channels, 1)
+        self.head2 = nn.Conv1d(channels, 3, 1)
+        self.receptive_field = 2 + sum(d * (kernel_size - 1) for d in self.dilations)
+
+    def forward(self, dx):
+        """dx: (batch, 1, length) -> (params (batch, 3, length - rf), mu, logvar)."""
+        h = dx
+        for conv in self.encoder_convs:
+            h = F.relu(conv(h))
+        h = torch.cat(
+            [F.adaptive_avg_pool1d(h, self.pool_size),
+             F.adaptive_max_pool1d(h, self.pool_size)], dim=1
+        ).flatten(1)
+        for i, layer in enumerate(self.encoder_dense):
+            h = layer(h)
+            if i < len(self.encoder_dense) - 1:
+                h = F.relu(h)
+        mu, logvar = h.chunk(2, dim=1)
+        z = mu  # deterministic for the comparison
+        length = dx.shape[-1]
+        c = z
+        for layer in self.decoder_dense:
+            c = F.relu(layer(c))
+        c = c.view(-1, self.channels, 2 * self.pool_size)
+        c = F.interpolate(c, size=length - 8, mode="linear")
+        for conv in self.decoder_convs:
+            c = F.relu(conv(c))
+        x = self.causal_conv(self.input_conv(dx[..., :-1]))
+        skips = 0
+        for conv, cond, skip, res in zip(self.dilated, self.cond, self.skip, self.res):
+            y = conv(x)
+            y = y + cond(c[..., length - y.shape[-1]:])
+            a, b = y.chunk(2, dim=1)
+            g = a * torch.sigmoid(b)
+            skips = skips + skip(g)[..., -(length - self.receptive_field):]
+            x = (res(g) + x[..., -y.shape[-1]:]) * math.sqrt(0.5)
+        out = F.relu(skips * math.sqrt(1.0 / len(self.dilations)))
+        out = self.head2(F.relu(self.head1(out)))
+        return out, mu, logvar

@@ -1,0 +1,364 @@
+"""The scikit-learn face of SPIVAE: API contract, persistence, integration."""
+
+import io
+import os
+import pickle
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from scipy.stats import spearmanr
+from sklearn.base import clone
+from sklearn.linear_model import LinearRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skspivae import SPIVAE
+from skspivae.callbacks import Callback
+from skspivae.datasets import make_fbm
+
+# The smallest sensible architecture: receptive field 4, minimum 6 positions.
+TINY = dict(n_components=2, encoder_channels=4, encoder_layers=1, pool_size=2,
+            encoder_hidden=(8,), decoder_hidden=(8,), residual_channels=4,
+            skip_channels=4, layer_size=1, batch_size=16, device="cpu")
+# Small but real: receptive field 8, learns fBM in a few epochs.
+SMALL = dict(n_components=3, encoder_channels=8, encoder_layers=2, pool_size=4,
+             encoder_hidden=(32,), decoder_hidden=(32,), residual_channels=8,
+             skip_channels=8, layer_size=2, batch_size=32, lr=1e-2, device="cpu")
+
+SHORT = "check data has fewer time steps than the receptive field needs"
+EXPECTED_FAILED_CHECKS = {
+    name: SHORT for name in [
+        "check_fit_score_takes_y", "check_estimators_overwrite_params",
+        "check_dont_overwrite_parameters", "check_estimators_fit_returns_self",
+        "check_readonly_memmap_input", "check_n_features_in_after_fitting",
+        "check_positive_only_tag_during_fit", "check_estimators_dtypes",
+        "check_pipeline_consistency", "check_estimators_nan_inf",
+        "check_estimators_pickle", "check_f_contiguous_array_estimator",
+        "check_transformer_data_not_an_array", "check_transformer_general",
+        "check_transformer_preserve_dtypes", "check_methods_sample_order_invariance",
+        "check_methods_subset_invariance", "check_dict_unchanged",
+        "check_fit_idempotent", "check_fit_check_is_fitted", "check_n_features_in",
+        "check_fit2d_predict1d",
+    ]
+}
+
+
+@parametrize_with_checks([SPIVAE(max_epochs=2, random_state=0, **TINY)],
+                         expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+@pytest.fixture(scope="module")
+def fbm():
+    X, y = make_fbm(720, n_timesteps=100, alpha=[0.4, 1.0, 1.6], D=[0.1, 1.0],
+                    shuffle=True, random_state=0)
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def fitted(fbm):
+    X, _ = fbm
+    return SPIVAE(max_epochs=6, beta=1e-3, random_state=0, **SMALL).fit(X[:240])
+
+
+def test_default_model_matches_reference_size():
+    est = SPIVAE()
+    X, _ = make_fbm(4, n_timesteps=40, alpha=[1.0], D=[1e-3], random_state=0)
+    est.set_params(max_epochs=1, device="cpu").fit(X)
+    assert sum(p.numel() for p in est.module_.parameters()) == 262_885
+    assert est.receptive_field_ == 32
+    assert est.min_timesteps_ == 34
+
+
+def test_fit_attributes(fitted, fbm):
+    X, _ = fbm
+    assert fitted.n_features_in_ == X.shape[1]
+    assert fitted.n_iter_ == len(fitted.history_) == 6
+    keys = {"epoch", "stage", "beta", "lr", "train_loss", "valid_loss", "valid_nll",
+            "kl", "kl_per_component", "seconds"}
+    assert set(fitted.history_[0]) == keys
+    assert fitted.kl_divergence_.shape == (3,)
+    assert np.all(fitted.kl_divergence_ >= 0)
+    np.testing.assert_array_equal(
+        fitted.active_components_,
+        np.flatnonzero(fitted.kl_divergence_ > fitted.kl_threshold))
+    assert list(fitted.get_feature_names_out()) == ["spivae0", "spivae1", "spivae2"]
+
+
+def test_trained_model_beats_untrained_and_encodes_parameters(fbm):
+    X, y = fbm
+    X_train, X_test, y_test = X[:600], X[600:], y[600:]
+    untrained = SPIVAE(max_epochs=1, random_state=0, **{**SMALL, "lr": 1e-9})
+    untrained.fit(X_train)
+    trained = SPIVAE(max_epochs=20, beta=1e-3, random_state=0, **SMALL).fit(X_train)
+    # Per-step ELBO in nats: 0.1 is far above the seed-to-seed spread (~0.01).
+    assert trained.score(X_test) > untrained.score(X_test) + 0.1
+    mu = trained.transform(X_test)
+    rho_alpha = max(abs(spearmanr(mu[:, k], y_test[:, 0])[0]) for k in range(3))
+    rho_d = max(abs(spearmanr(mu[:, k], np.log(y_test[:, 1]))[0]) for k in range(3))
+    # 120 test trajectories: |rho| > 0.3 has p < 0.001 under independence. D
+    # takes two values, so its best attainable |rho| is 0.87 (ties).
+    assert rho_alpha > 0.3
+    assert rho_d > 0.8
+
+
+def test_same_seed_gives_bitwise_same_transform(fbm):
+    X, _ = fbm
+    a = SPIVAE(max_epochs=2, random_state=3, **SMALL).fit(X[:64]).transform(X[:64])
+    b = SPIVAE(max_epochs=2, random_state=3, **SMALL).fit(X[:64]).transform(X[:64])
+    c = SPIVAE(max_epochs=2, random_state=4, **SMALL).fit(X[:64]).transform(X[:64])
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_transform_and_score_accept_other_lengths(fitted, fbm):
+    X, _ = fbm
+    short = X[:, :fitted.min_timesteps_]
+    assert fitted.transform(short).shape == (len(X), 3)
+    assert np.isfinite(fitted.score(X[:, :40]))
+    with pytest.raises(ValueError, match="needs at least"):
+        fitted.transform(X[:, :fitted.min_timesteps_ - 1])
+
+
+def test_score_samples_is_elbo_per_scored_step(fitted, fbm):
+    X, _ = fbm
+    scores = fitted.score_samples(X[:10])
+    assert scores.shape == (10,)
+    assert fitted.score(X[:10]) == pytest.approx(scores.mean())
+    # The same trajectories in another order and batch give the same scores.
+    np.testing.assert_allclose(fitted.score_samples(X[9::-1]), scores[::-1], rtol=1e-5)
+
+
+def test_increments_input_matches_positions(fbm):
+    X, _ = fbm
+    a = SPIVAE(max_epochs=1, random_state=0, **SMALL).fit(X[:64])
+    b = SPIVAE(max_epochs=1, random_state=0, input_type="increments",
+               **SMALL).fit(np.diff(X[:64], axis=1))
+    np.testing.assert_allclose(a.transform(X[:64]),
+                               b.transform(np.diff(X[:64], axis=1)), atol=1e-6)
+
+
+def test_fit_does_not_modify_input(fbm):
+    X, _ = fbm
+    dx = np.diff(X[:32], axis=1).astype(np.float32)
+    copy = dx.copy()
+    SPIVAE(max_epochs=1, random_state=0, input_type="increments", **SMALL).fit(dx)
+    np.testing.assert_array_equal(dx, copy)
+
+
+def test_warm_start_continues_tutorial_workflow(fbm):
+    X, _ = fbm
+    est = SPIVAE(max_epochs=2, beta=0.0, warm_start=True, random_state=0, **SMALL)
+    est.fit(X[:64])
+    weights = [p.detach().clone() for p in est.module_.parameters()]
+    est.set_params(beta=1e-3).fit(X[:64])
+    assert len(est.history_) == 4
+    assert [h["beta"] for h in est.history_] == [0.0, 0.0, 1e-3, 1e-3]
+    assert est.history_[2]["stage"] == 1
+    assert any(not torch.equal(a, b) for a, b in
+               zip(weights, est.module_.parameters()))
+    with pytest.raises(ValueError, match="n_components"):
+        est.set_params(n_components=4).fit(X[:64])
+
+
+def test_beta_schedules(fbm):
+    X, _ = fbm
+    est = SPIVAE(beta=1e-2, beta_schedule="linear", beta_warmup_epochs=2,
+                 max_epochs=3, random_state=0, **SMALL).fit(X[:64])
+    assert [h["beta"] for h in est.history_] == pytest.approx([5e-3, 1e-2, 1e-2])
+    est = SPIVAE(beta_schedule=[(1, 0.0), (2, 1e-3)], random_state=0,
+                 **SMALL).fit(X[:64])
+    assert [h["beta"] for h in est.history_] == [0.0, 1e-3, 1e-3]
+    assert [h["stage"] for h in est.history_] == [0, 1, 1]
+    # Each stage runs its own one-cycle: the lr restarts low at a new stage.
+    lrs = [h["lr"] for h in est.history_]
+    assert lrs[1] < lrs[2] and lrs[1] == pytest.approx(lrs[0])
+
+
+@pytest.mark.parametrize("params, match", [
+    (dict(beta_schedule="cosine"), "beta_schedule"),
+    (dict(beta_schedule=[(0, 1e-3)]), "n_epochs"),
+    (dict(beta_schedule=[(2, -1.0)]), "beta"),
+    (dict(encoder_hidden=(8, 0)), "encoder_hidden"),
+    (dict(device="tpu"), "device"),
+    (dict(validation_fraction=1.5), "validation_fraction"),
+    (dict(lr=0), "lr"),
+    (dict(n_components=0), "n_components"),
+])
+def test_bad_parameters_name_the_argument(fbm, params, match):
+    X, _ = fbm
+    with pytest.raises(ValueError, match=match):
+        SPIVAE(**{**SMALL, **params}).fit(X[:32])
+
+
+def test_bad_input_is_rejected(fbm):
+    X, _ = fbm
+    est = SPIVAE(max_epochs=1, **SMALL)
+    with pytest.raises(ValueError, match="needs at least"):
+        est.fit(X[:, :5])
+    bad = X[:32].copy()
+    bad[0, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        est.fit(bad)
+    with pytest.raises(ValueError, match="2D"):
+        est.fit(X[0])
+
+
+def test_pickle_and_joblib_round_trip(fitted, fbm, tmp_path):
+    X, _ = fbm
+    again = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(again.transform(X), fitted.transform(X))
+    joblib.dump(fitted, tmp_path / "m.joblib")
+    np.testing.assert_array_equal(joblib.load(tmp_path / "m.joblib").transform(X),
+                                  fitted.transform(X))
+
+
+def test_save_load_round_trip_and_never_overwrites(fitted, fbm, tmp_path):
+    X, _ = fbm
+    path = tmp_path / "model.pt"
+    fitted.save(path)
+    loaded = SPIVAE.load(path)
+    np.testing.assert_array_equal(loaded.transform(X), fitted.transform(X))
+    assert loaded.get_params() == fitted.get_params()
+    assert loaded.history_ == fitted.history_
+    before = path.read_bytes()
+    with pytest.raises(FileExistsError):
+        fitted.save(path)
+    assert path.read_bytes() == before
+    fitted.save(path, overwrite=True)
+    # weights_only loading: the file holds tensors and plain containers only.
+    torch.load(path, weights_only=True)
+    assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+
+
+def test_interrupted_save_keeps_existing_file(fitted, tmp_path, monkeypatch):
+    path = tmp_path / "model.pt"
+    fitted.save(path)
+    before = path.read_bytes()
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", boom)
+    with pytest.raises(KeyboardInterrupt):
+        fitted.save(path, overwrite=True)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["model.pt"]
+
+
+def test_load_rejects_other_files(tmp_path):
+    path = tmp_path / "other.pt"
+    torch.save({"a": torch.zeros(1)}, path)
+    with pytest.raises(ValueError, match="not a model"):
+        SPIVAE.load(path)
+
+
+def test_verbose_prints_epoch_table(fbm, capsys):
+    X, _ = fbm
+    SPIVAE(max_epochs=2, verbose=1, random_state=0, **SMALL).fit(X[:64])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split()[:3] == ["epoch", "stage", "train_loss"]
+    assert len(out) == 3
+    SPIVAE(max_epochs=1, random_state=0, **SMALL).fit(X[:64])
+    assert capsys.readouterr().out == ""
+
+
+class _Recorder(Callback):
+    def __init__(self, interrupt_at=None, nan_at=None):
+        self.epochs, self.batches = [], 0
+        self.interrupt_at, self.nan_at = interrupt_at, nan_at
+
+    def on_batch_end(self, estimator, record):
+        self.batches += 1
+        if self.nan_at is not None and record["epoch"] == self.nan_at:
+            with torch.no_grad():
+                next(estimator.module_.parameters()).fill_(float("nan"))
+
+    def on_epoch_end(self, estimator, record):
+        self.epochs.append(record["epoch"])
+        if record["epoch"] == self.interrupt_at:
+            raise KeyboardInterrupt
+
+
+def test_callbacks_are_called(fbm):
+    X, _ = fbm
+    rec = _Recorder()
+    SPIVAE(max_epochs=2, callbacks=[rec], random_state=0, validation_fraction=0.5,
+           **SMALL).fit(X[:64])
+    assert rec.epochs == [0, 1] and rec.batches == 2
+
+
+def test_ctrl_c_keeps_last_finished_epoch(fbm):
+    X, _ = fbm
+    est = SPIVAE(max_epochs=5, callbacks=[_Recorder(interrupt_at=1)], random_state=0,
+                 **SMALL)
+    with pytest.warns(RuntimeWarning, match="interrupted"):
+        est.fit(X[:64])
+    assert est.n_iter_ == 2
+    assert est.transform(X[:4]).shape == (4, 3)
+
+
+def test_non_finite_loss_stops_with_clear_error(fbm):
+    X, _ = fbm
+    est = SPIVAE(max_epochs=5, callbacks=[_Recorder(nan_at=1)], random_state=0,
+                 **SMALL)
+    with pytest.raises(FloatingPointError, match="epoch 1.*lower lr"):
+        est.fit(X[:64])
+    assert est.n_iter_ == 1
+    assert all(torch.isfinite(p).all() for p in est.module_.parameters())
+    assert np.isfinite(est.transform(X[:4])).all()
+
+
+def test_clone_and_params():
+    est = SPIVAE(n_components=3, beta=1e-3, beta_schedule=[(2, 0.0), (2, 1e-3)])
+    twin = clone(est)
+    assert twin.get_params() == est.get_params()
+    assert twin.set_params(beta=0.5).beta == 0.5
+
+
+def test_pipeline_regression_on_alpha(fbm):
+    X, y = fbm
+    pipe = make_pipeline(SPIVAE(max_epochs=4, random_state=0, **SMALL),
+                         LinearRegression())
+    pipe.fit(X[:240], y[:240, 0])
+    assert pipe.score(X[600:], y[600:, 0]) > 0.0
+
+
+def test_grid_search_parallel(fbm):
+    X, _ = fbm
+    grid = GridSearchCV(SPIVAE(max_epochs=2, random_state=0, **SMALL),
+                        {"beta": [0.0, 1e-2], "n_components": [2, 3]}, cv=2, n_jobs=2)
+    grid.fit(X[:96])
+    assert set(grid.best_params_) == {"beta", "n_components"}
+    assert np.isfinite(grid.cv_results_["mean_test_score"]).all()
+
+
+def test_epoch_table_to_file():
+    from skspivae.callbacks import EpochTable
+
+    buf = io.StringIO()
+    EpochTable(file=buf).on_train_begin(None, {})
+    assert buf.getvalue().startswith("epoch")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_fit_transform_and_pickle_to_cpu(fbm):
+    X, _ = fbm
+    est = SPIVAE(max_epochs=2, random_state=0, **{**SMALL, "device": "cuda"}).fit(X)
+    assert next(est.module_.parameters()).is_cuda
+    mu = est.transform(X)
+    state = pickle.dumps(est)
+    again = pickle.loads(state)
+    np.testing.assert_allclose(again.transform(X), mu, atol=1e-5)
+
+
+def test_cuda_request_without_cuda_is_a_clear_error(fbm):
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    X, _ = fbm
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        SPIVAE(**{**SMALL, "device": "cuda"}).fit(X[:32])
