@@ -90,3 +90,33 @@ class ReferenceSPIVAE(nn.Module):
         out = F.relu(skips * math.sqrt(1.0 / len(self.dilations)))
         out = self.head2(F.relu(self.head1(out)))
         return out, mu, logvar
+
+
+@torch.no_grad()
+def copy_weights(module, reference):
+    """Copy the weights of a :class:`SPIVAEModule` into a :class:`ReferenceSPIVAE`."""
+    pairs = [
+        (reference.encoder_convs, module.encoder.convs),
+        (reference.encoder_dense, module.encoder.dense),
+        (reference.decoder_dense, module.decoder.dense),
+        (reference.decoder_convs, module.decoder.convs),
+        (reference.dilated, module.wavenet.dilated),
+    ]
+    for ref_layers, layers in pairs:
+        for ref, layer in zip(ref_layers, layers):
+            ref.load_state_dict(layer.state_dict())
+    wavenet = module.wavenet
+    reference.input_conv.load_state_dict(wavenet.input_conv.state_dict())
+    reference.causal_conv.load_state_dict(wavenet.causal_conv.state_dict())
+    two_r = 2 * wavenet.residual_channels
+    s = wavenet.skip_channels
+    for i, (cond, skip, res) in enumerate(zip(reference.cond, reference.skip,
+                                              reference.res)):
+        cond.weight.copy_(wavenet.cond.weight[i * two_r:(i + 1) * two_r])
+        fused = wavenet.skip_res[i]
+        skip.weight.copy_(fused.weight[:s])
+        skip.bias.copy_(fused.bias[:s])
+        res.weight.copy_(fused.weight[s:])
+        res.bias.copy_(fused.bias[s:])
+    reference.head1.load_state_dict(wavenet.head[1].state_dict())
+    reference.head2.load_state_dict(wavenet.head[3].state_dict())

@@ -1,0 +1,100 @@
+"""The torch modules: reference size, same function as the plain transcription,
+causality and the receptive field."""
+
+import numpy as np
+import pytest
+import torch
+
+from skspivae.nn import SPIVAEModule, WaveNet, kl_normal, log_prob
+from skspivae.nn._reference import ReferenceSPIVAE, copy_weights
+
+
+def test_default_parameter_count_and_receptive_field():
+    module = SPIVAEModule()
+    assert sum(p.numel() for p in module.parameters()) == 262_885
+    assert module.receptive_field == 32
+    assert WaveNet(layer_size=6).receptive_field == 2 + 2 * 63
+
+
+def test_same_function_as_plain_transcription():
+    torch.manual_seed(0)
+    module = SPIVAEModule()
+    reference = ReferenceSPIVAE()
+    copy_weights(module, reference)
+    dx = 0.05 * torch.randn(4, 1, 120)
+    fast = module(dx, sample_latent=False)
+    plain = reference(dx)
+    for a, b in zip(fast, plain):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    # Gradients agree too: the fused products are the same function.
+    target = dx[:, 0, 32:]
+    log_prob(fast.params, target).sum().backward()
+    log_prob(reference(dx)[0], target).sum().backward()
+    torch.testing.assert_close(module.wavenet.dilated[2].weight.grad,
+                               reference.dilated[2].weight.grad, rtol=1e-3, atol=1e-6)
+
+
+@pytest.mark.parametrize("layer_size, stack_size, kernel", [(4, 1, 3), (2, 2, 2)])
+def test_wavenet_is_causal_with_its_receptive_field(layer_size, stack_size, kernel):
+    torch.manual_seed(0)
+    net = WaveNet(cond_channels=2, residual_channels=4, skip_channels=4,
+                  kernel_size=kernel, layer_size=layer_size, stack_size=stack_size)
+    rf = net.receptive_field
+    length = rf + 20
+    dx = torch.randn(1, 1, length)
+    c = torch.zeros(1, 2, length)
+    base = net(dx, c)
+    assert base.shape == (1, 3, length - rf)
+    t = rf + 7  # perturb one displacement
+    moved = dx.clone()
+    moved[0, 0, t] += 1.0
+    changed = (net(moved, c) - base).abs().sum(dim=1)[0] > 0
+    targets = torch.arange(rf, length)
+    # Predictions of targets up to t do not see dx[t]; those within rf after it do.
+    assert not changed[targets <= t].any()
+    assert changed[(targets > t) & (targets <= t + rf)].all()
+    assert not changed[targets > t + rf].any()
+
+
+def test_log_prob_matches_torch_normal_and_mixture_reduces_to_it():
+    torch.manual_seed(0)
+    params = torch.randn(3, 3, 10)
+    target = torch.randn(3, 10)
+    expected = torch.distributions.Normal(params[:, 1], params[:, 2].exp()).log_prob(target)
+    torch.testing.assert_close(log_prob(params, target), expected)
+    # Two identical components with equal weights are the same Normal.
+    mix = torch.cat([torch.zeros(3, 2, 10), params[:, 1:2].repeat(1, 2, 1),
+                     params[:, 2:3].repeat(1, 2, 1)], dim=1)
+    torch.testing.assert_close(log_prob(mix, target, n_mixtures=2), expected)
+
+
+def test_log_scale_is_clamped():
+    params = torch.tensor([[[0.0], [0.0], [-50.0]]])
+    assert torch.isfinite(log_prob(params, torch.tensor([[1e-3]]))).all()
+
+
+def test_kl_normal_is_zero_at_prior_and_positive_elsewhere():
+    mu = torch.tensor([0.0, 1.0, 0.0])
+    logvar = torch.tensor([0.0, 0.0, 1.0])
+    kl = kl_normal(mu, logvar)
+    assert kl[0] == 0
+    np.testing.assert_allclose(kl[1].item(), 0.5)
+    assert kl[2] > 0
+
+
+def test_initial_loss_is_a_stable_start():
+    # REFERENCE.md: an initial loss above about 1.5 signals an unstable start
+    # (for unit-scale displacements).
+    torch.manual_seed(0)
+    module = SPIVAEModule()
+    nll, kl = module.losses(torch.randn(32, 1, 399))
+    assert nll.mean().item() < 1.6
+    # The log-variance rows start at zero: sigma = 1 for every neuron.
+    _, logvar = module.encoder(torch.randn(32, 1, 399))
+    assert torch.all(logvar == 0)
+
+
+def test_any_length_down_to_minimum():
+    module = SPIVAEModule()
+    out = module(torch.randn(2, 1, module.min_length), sample_latent=False)
+    assert out.params.shape == (2, 3, 1)
