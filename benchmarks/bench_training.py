@@ -1,0 +1,140 @@
+"""Training speed of SPIVAE against a plain PyTorch transcription of the model.
+
+Usage::
+
+    python benchmarks/bench_training.py            # 10,000 fBM trajectories, T=400
+    python benchmarks/bench_training.py --profile  # also where the time goes
+
+Prints the machine, then seconds per epoch and trajectories per second for the
+paper's default model (262,885 parameters), batch 256, at
+``torch.get_num_threads()`` threads:
+
+- ``plain``: the plain transcription (``skspivae.nn._reference``, one
+  ``nn.Conv1d`` per box) in a bare loop over pre-made batches, with and
+  without flushing denormal floats;
+- ``module``: our :class:`~skspivae.nn.SPIVAEModule` in the same bare loop;
+- ``fit``: a whole ``SPIVAE.fit`` epoch (shuffling, slicing, schedules,
+  history), without and with a 20% validation set.
+
+The data are fBM on the paper's ranges (alpha uniform in 0.2-1.8, D log-uniform
+in 1e-5-1e-2), so the smallest displacements are those that make denormals.
+"""
+
+import argparse
+import os
+import platform
+import time
+
+import numpy as np
+import torch
+
+from skspivae import SPIVAE
+from skspivae.datasets import make_fbm
+from skspivae.nn import SPIVAEModule, kl_normal, log_prob
+from skspivae.nn._reference import ReferenceSPIVAE
+
+
+def machine():
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f
+                       if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
+    return (f"{cpu}; {os.cpu_count()} cores; torch {torch.__version__}; "
+            f"{torch.get_num_threads()} threads; load average {load[0]:.2f}")
+
+
+def bare_loop(model, batches, fast):
+    """One epoch over pre-made batches: forward, NLL + KL, backward, Adam."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    start = time.perf_counter()
+    for batch in batches:
+        if fast:
+            nll, kl = model.losses(batch)
+            loss = nll.mean() + 1e-4 * kl.sum(1).mean()
+        else:
+            params, mu, logvar = model(batch)
+            rf = model.receptive_field
+            loss = (-log_prob(params, batch[:, 0, rf:]).mean()
+                    + 1e-4 * kl_normal(mu, logvar).sum(1).mean())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return time.perf_counter() - start
+
+
+def timed_fit(X, validation_fraction):
+    est = SPIVAE(max_epochs=1, validation_fraction=validation_fraction,
+                 input_scale=None, device="cpu", random_state=0)
+    est.fit(X)
+    return est.history_[-1]["seconds"]
+
+
+def profile(batches):
+    from torch.profiler import ProfilerActivity, profile
+
+    model = SPIVAEModule()
+    bare_loop(model, batches[:1], True)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        bare_loop(model, batches[:3], True)
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-samples", type=int, default=10_000)
+    parser.add_argument("--n-timesteps", type=int, default=400)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args(argv)
+
+    print("machine:", machine())
+    X, _ = make_fbm(args.n_samples, args.n_timesteps, alpha=(0.2, 1.8),
+                    D=(1e-5, 1e-2), design="uniform", random_state=0)
+    dx = torch.as_tensor(np.diff(X, axis=1), dtype=torch.float32).unsqueeze(1)
+    batches = list(dx.split(args.batch_size))
+    n = args.n_samples
+    print(f"data: {n} fBM trajectories, T={args.n_timesteps}, "
+          f"batch {args.batch_size} ({len(batches)} batches)")
+    if args.profile:
+        with torch.random.fork_rng():
+            profile(batches)
+
+    torch.manual_seed(0)
+    rows = []
+    # Warm-up both models once so that one-time costs are not timed.
+    bare_loop(ReferenceSPIVAE(), batches[:1], False)
+    bare_loop(SPIVAEModule(), batches[:1], True)
+    plain_raw = bare_loop(ReferenceSPIVAE(), batches, False)
+    rows.append(("plain transcription, bare loop", plain_raw))
+    torch.set_flush_denormal(True)
+    plain = bare_loop(ReferenceSPIVAE(), batches, False)
+    rows.append(("plain transcription, bare loop, denormals flushed", plain))
+    module = bare_loop(SPIVAEModule(), batches, True)
+    rows.append(("SPIVAEModule, bare loop, denormals flushed", module))
+    torch.set_flush_denormal(False)
+    fit = timed_fit(X, 0.0)
+    rows.append(("SPIVAE.fit epoch (no validation)", fit))
+    n_research = int(round(9_984 / 0.8))
+    X_research, _ = make_fbm(n_research, args.n_timesteps, alpha=(0.2, 1.8),
+                             D=(1e-5, 1e-2), design="uniform", random_state=1)
+    fit_valid = timed_fit(X_research, 0.2)
+    rows.append((f"SPIVAE.fit epoch, 9,984 train + {n_research - 9_984} valid",
+                 fit_valid))
+
+    print(f"\n{'what':58s} {'s/epoch':>8s} {'traj/s':>8s}")
+    for name, seconds in rows:
+        count = n_research if "valid" in name and "no valid" not in name else n
+        print(f"{name:58s} {seconds:8.2f} {count / seconds:8.0f}")
+    print("\nratios (targets in brackets):")
+    print(f"  plain bare loop / fit epoch        {plain_raw / fit:5.2f}x  [>= 2x]")
+    print(f"  fit loop overhead over module loop {100 * (fit - module) / fit:5.1f}%  "
+          "[< 10%]")
+    print(f"  research fastai epoch (54 s) / ours {54.0 / fit_valid:5.2f}x  [>= 5x]")
+
+
+if __name__ == "__main__":
+    main()
