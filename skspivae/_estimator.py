@@ -8,16 +8,21 @@ from numbers import Integral, Real
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.base import _fit_context
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from . import _training
-from ._schedules import CURVES, PAPER_SCHEDULES, make_stages
-from .callbacks import EpochTable
-from .nn import SPIVAEModule
+from . import _lr_finder, _summary, _training
+from ._schedules import CURVES, PAPER_SCHEDULES, Stage, make_stages
+from .callbacks import EarlyStopping, EpochTable, ProgressBar
+from .nn import SPIVAEModule, generate
 
 # Estimator parameters that define the torch module, with its keyword names.
 _ARCHITECTURE = ("n_components", "encoder_channels", "encoder_layers", "kernel_size",
@@ -98,6 +103,25 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         columns of ``history_`` and for ``kl_divergence_``; 0 uses none.
     clip_grad_norm : float or None, default=None
         Clip the gradient norm to this value before each step.
+    n_iter_no_change : int or None, default=None
+        Early stopping as scikit-learn's MLP: stop when the validation loss
+        (the training loss when ``validation_fraction=0``) has not decreased
+        by ``tol`` for more than this many epochs in a row; the count restarts
+        at each beta stage. None trains all epochs. Implemented by
+        :class:`~skspivae.callbacks.EarlyStopping`.
+    tol : float, default=1e-4
+        Smallest decrease that counts as an improvement for early stopping.
+    n_init : int, default=1
+        Random restarts before the full fit, as osl-dynamics'
+        ``random_subset_initialization``: ``n_init`` short fits, each from its
+        own initialisation (seeded from ``random_state``) on its own random
+        subset of the training data; the one with the lowest validation loss
+        is kept, with its trained weights, and the full fit continues from it
+        (with a fresh optimiser). Not used on a warm start. 1 makes no restart.
+    init_epochs : int, default=2
+        Epochs of each restart, at the beta of the schedule's first epoch.
+    init_fraction : float, default=0.25
+        Fraction of the training trajectories each restart trains on.
     kl_threshold : float, default=0.1
         A neuron whose KL divergence (nats, mean over the validation set)
         exceeds this is active; collapsed neurons sit near 0.
@@ -120,7 +144,9 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         Seeds the initial weights, the train/validation split, the batch order
         and the latent noise. On CPU the same seed gives bitwise the same model.
     verbose : int, default=0
-        Print an epoch table during ``fit`` when > 0.
+        Print an epoch table during ``fit`` (and a line per restart) when > 0;
+        >= 2 adds a :class:`~skspivae.callbacks.ProgressBar` of the batches on
+        stderr.
 
     Attributes
     ----------
@@ -148,6 +174,12 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         Epochs run in total.
     input_scale_ : float
         The scale displacements were divided by (1.0 when ``input_scale=None``).
+    init_scores_ : ndarray of shape (n_init,) or None
+        Validation loss at the end of each restart (None when ``n_init=1``);
+        the full fit started from the restart ``argmin(init_scores_)``.
+    init_history_ : list of dict
+        The restarts' epochs, entries as ``history_`` with a "restart" key
+        (their number); ``history_`` holds the full fit only.
 
     See Also
     --------
@@ -199,6 +231,11 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         "lr_schedule": [StrOptions({"one_cycle", "constant"}), callable],
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
         "clip_grad_norm": [None, Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [None, Interval(Integral, 0, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "n_init": _positive_int(),
+        "init_epochs": _positive_int(),
+        "init_fraction": [Interval(Real, 0, 1, closed="right")],
         "kl_threshold": [Interval(Real, 0, None, closed="left")],
         "input_type": [StrOptions({"positions", "increments"})],
         "input_scale": [StrOptions({"auto"}), Interval(Real, 0, None, closed="neither"),
@@ -217,7 +254,9 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                  beta=0.0, beta_schedule="constant", beta_warmup_epochs=10,
                  beta_sharpness=10.0, max_epochs=100, batch_size=256, lr=1e-3,
                  lr_schedule="one_cycle", validation_fraction=0.2,
-                 clip_grad_norm=None, kl_threshold=0.1, input_type="positions",
+                 clip_grad_norm=None, n_iter_no_change=None, tol=1e-4, n_init=1,
+                 init_epochs=2, init_fraction=0.25, kl_threshold=0.1,
+                 input_type="positions",
                  input_scale="auto", callbacks=None, warm_start=False, device="auto",
                  random_state=None, verbose=0):
         self.n_components = n_components
@@ -243,6 +282,11 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.lr_schedule = lr_schedule
         self.validation_fraction = validation_fraction
         self.clip_grad_norm = clip_grad_norm
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.n_init = n_init
+        self.init_epochs = init_epochs
+        self.init_fraction = init_fraction
         self.kl_threshold = kl_threshold
         self.input_type = input_type
         self.input_scale = input_scale
@@ -284,9 +328,7 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 + ", ".join(k for k in config if config[k] != self._config[k])
             )
         if not warm:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(rng.randint(np.iinfo(np.int32).max))
-                module = SPIVAEModule(**config)
+            module = _new_module(config, rng.randint(np.iinfo(np.int32).max))
         else:
             module = self.module_
         X = validate_data(self, X, dtype=[np.float64, np.float32],
@@ -312,11 +354,22 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         generator.manual_seed(rng.randint(np.iinfo(np.int32).max))
 
         if not warm:
+            self.init_scores_, self.init_history_ = None, []
+            if self.n_init > 1:
+                module = self._restarts(module, config, train, valid,
+                                        stages[0].beta_at(0), rng)
             self.module_ = module
             self._config = config
             self._optimizer = torch.optim.Adam(module.parameters(), lr=self.lr)
             self.history_ = []
         callbacks = list(self.callbacks or [])
+        early = None
+        if self.n_iter_no_change is not None:
+            early = EarlyStopping("valid_loss" if n_valid else "train_loss",
+                                  self.n_iter_no_change, self.tol)
+            callbacks.append(early)
+        if self.verbose >= 2:
+            callbacks.append(ProgressBar(leave=False))
         if self.verbose:
             callbacks.append(EpochTable())
         trainer = _training.Trainer(
@@ -333,7 +386,58 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             warnings.warn(f"Training interrupted; the estimator keeps the weights "
                           f"of epoch {self.n_iter_ - 1}.", RuntimeWarning,
                           stacklevel=2)
+        elif status == "completed" and early is not None:
+            warnings.warn(f"All {len(stages)} stage(s) ran to their last epoch and "
+                          f"{early.monitor} was still improving by more than "
+                          f"tol={self.tol} within n_iter_no_change="
+                          f"{self.n_iter_no_change} epochs; the fit has not "
+                          "converged.", ConvergenceWarning, stacklevel=2)
         return self
+
+    def _restarts(self, module, config, train, valid, beta, rng):
+        """Short fits from ``n_init`` starts; returns the best trained module.
+
+        Start 0 is ``module`` (the initialisation a single start would use);
+        each start draws its own seed from ``rng`` for its weights, its subset
+        of ``train`` and its batch order. Fills ``init_scores_`` and
+        ``init_history_``.
+        """
+        device = train.device
+        seeds = rng.randint(np.iinfo(np.int32).max, size=self.n_init)
+        n_sub = max(1, round(self.init_fraction * train.shape[0]))
+        scores, best = [], None
+        for i, seed in enumerate(seeds):
+            candidate = module if i == 0 else _new_module(config, seed).to(device)
+            subset = np.random.RandomState(seed).choice(train.shape[0], n_sub,
+                                                        replace=False)
+            generator = torch.Generator(device=device)
+            generator.manual_seed(int(seed))
+            trainer = _training.Trainer(
+                candidate, torch.optim.Adam(candidate.parameters(), lr=self.lr),
+                batch_size=self.batch_size, lr=self.lr, lr_schedule=self.lr_schedule,
+                clip_grad_norm=self.clip_grad_norm, generator=generator,
+            )
+            history = []
+            try:
+                with _training.flush_denormals():
+                    status = trainer.run(train[torch.as_tensor(subset, device=device)],
+                                         valid, [Stage(self.init_epochs, beta)],
+                                         history)
+                score = (history[-1]["valid_loss"] if valid.shape[0] else
+                         _training.evaluate(candidate, train, beta,
+                                            self.batch_size)["valid_loss"])
+            except _training.NonFiniteLossError:
+                status, score = "completed", np.inf  # a start that diverges loses
+            if status == "interrupted":
+                raise KeyboardInterrupt
+            self.init_history_ += [{"restart": i, **record} for record in history]
+            scores.append(score)
+            if score <= min(scores):
+                best = candidate
+            if self.verbose:
+                print(f"restart {i}: valid_loss {score:.4f}", flush=True)
+        self.init_scores_ = np.asarray(scores)
+        return best
 
     def _module_config(self):
         config = {k: getattr(self, k) for k in _ARCHITECTURE}
@@ -356,6 +460,128 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         _, kl = _training.per_trajectory_losses(self.module_, data, 4 * self.batch_size)
         self.kl_divergence_ = kl.double().mean(dim=0).cpu().numpy()
         self.active_components_ = np.flatnonzero(self.kl_divergence_ > self.kl_threshold)
+
+    # --- training conveniences -----------------------------------------------
+
+    def lr_find(self, X, *, start_lr=1e-7, end_lr=10.0, num_it=100, stop_div=4.0,
+                beta=None):
+        """Learning-rate finder: train briefly with an exponentially growing lr.
+
+        As fastai's ``lr_find``: the lr grows from ``start_lr`` to ``end_lr``
+        over ``num_it`` batches of ``X`` (through the same training loop as
+        ``fit``) and the sweep stops early when the smoothed loss diverges.
+        It trains a copy: a fresh model (initialised as ``fit`` would, from
+        ``random_state``) when unfitted, a copy of ``module_`` when fitted;
+        the estimator, its weights, optimiser and history are left untouched.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_timesteps)
+        start_lr, end_lr : float, default=1e-7, 10.0
+            First and last learning rates of the sweep.
+        num_it : int, default=100
+            Batches of the sweep (over as many epochs of ``X`` as needed).
+        stop_div : float or None, default=4.0
+            Stop once the smoothed loss rises above the lowest one by
+            ``stop_div - 1`` times the loss's size (fastai's
+            ``loss > 4 * best`` for positive losses); None never stops early.
+        beta : float, default=None
+            KL weight of the loss; None takes the beta of the schedule's first
+            epoch (of the last trained epoch when fitted).
+
+        Returns
+        -------
+        result : LRFinderResult
+            ``lrs``, smoothed ``losses`` and the suggestions ``valley``
+            (fastai's default), ``steep`` and ``minimum``; plot it with
+            ``plot_lr_finder(result)``.
+
+        Examples
+        --------
+        >>> from skspivae import SPIVAE
+        >>> from skspivae.datasets import make_fbm
+        >>> X, _ = make_fbm(64, n_timesteps=40, alpha=[1.0], D=[1e-2], random_state=0)
+        >>> est = SPIVAE(n_components=2, encoder_hidden=(16,), decoder_hidden=(16,),
+        ...              layer_size=2, batch_size=16, random_state=0)
+        >>> result = est.lr_find(X, num_it=40)
+        >>> 1e-7 <= result.valley <= 10
+        True
+        >>> est.set_params(lr=result.valley).fit(X)  # doctest: +SKIP
+        """
+        if not (isinstance(num_it, Integral) and num_it >= 2):
+            raise ValueError(f"num_it must be an integer >= 2; got {num_it!r}.")
+        if not 0 < start_lr < end_lr:
+            raise ValueError(f"Need 0 < start_lr < end_lr; got {start_lr}, {end_lr}.")
+        fitted = hasattr(self, "module_")
+        # Never advance the caller's RandomState (or numpy's global one).
+        rng = (np.random.RandomState() if self.random_state is None else
+               check_random_state(copy.deepcopy(self.random_state)))
+        if fitted:
+            module = copy.deepcopy(self.module_)
+        else:
+            self._validate_params()
+            seed = rng.randint(np.iinfo(np.int32).max)
+            module = _new_module(self._module_config(), seed).to(
+                _resolve_device(self.device))
+        if beta is None:
+            beta = (self.history_[-1]["beta"] if fitted and self.history_ else
+                    make_stages(self.beta_schedule, self.beta, self.max_epochs,
+                                self.beta_warmup_epochs,
+                                self.beta_sharpness)[0].beta_at(0))
+        X = check_array(X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+        dx = self._increments(X, module)
+        scale = self.input_scale_ if fitted else _scale(dx, self.input_scale)
+        device = next(module.parameters()).device
+        data = torch.as_tensor(dx / np.float32(scale), device=device).unsqueeze(1)
+        generator = torch.Generator(device=device)
+        generator.manual_seed(rng.randint(np.iinfo(np.int32).max))
+        with _training.flush_denormals():
+            return _lr_finder.find_lr(
+                module, data, batch_size=self.batch_size, generator=generator,
+                beta=beta, clip_grad_norm=self.clip_grad_norm, start_lr=start_lr,
+                end_lr=end_lr, num_it=num_it, stop_div=stop_div)
+
+    def summary(self, n_timesteps=None):
+        """Layers with output shapes, parameter counts and the receptive field.
+
+        As fastai's ``learn.summary()``. Works before ``fit`` (on a model built
+        from the parameters).
+
+        Parameters
+        ----------
+        n_timesteps : int, default=None
+            Trajectory length (rows of ``X``) for the shapes; None uses the
+            fitted length, or 400 (the paper's) when unfitted.
+
+        Returns
+        -------
+        ModelSummary
+            Prints as a table; ``total_params``, ``trainable_params``,
+            ``receptive_field`` and ``layers`` hold the numbers.
+
+        Examples
+        --------
+        >>> from skspivae import SPIVAE
+        >>> s = SPIVAE().summary()
+        >>> s.total_params, s.receptive_field
+        (262885, 32)
+        >>> print(s)  # doctest: +ELLIPSIS
+        SPIVAE, trajectories of 400 time steps (B = batch size)
+        ...
+        encoder.convs.0 (Conv1d)           (B, 16, 397)          64  True
+        ...
+        Total params: 262,885
+        ...
+        """
+        if hasattr(self, "module_"):
+            module = self.module_
+            n_timesteps = self.n_features_in_ if n_timesteps is None else n_timesteps
+        else:
+            self._validate_params()
+            module = _new_module(self._module_config(), 0)
+            n_timesteps = 400 if n_timesteps is None else n_timesteps
+        length = n_timesteps - (self.input_type == "positions")
+        return _summary.summarize(module, length, n_timesteps)
 
     # --- data -----------------------------------------------------------------
 
@@ -466,6 +692,117 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         float
         """
         return float(np.mean(self.score_samples(X)))
+
+    def sample(self, n_samples=1, *, z=None, n_timesteps=None, random_state=None):
+        """Generate new trajectories, each conditioned on its own latent.
+
+        The latent is drawn from the prior N(0, I), or given: fixing the
+        active neurons (``active_components_``) to chosen values and the
+        collapsed ones to 0 controls the features of the trajectories, and
+        ``sample(z=transform(X))`` makes look-alikes of ``X``. Displacements
+        are then drawn one at a time from the WaveNet's predicted
+        distribution given the previous ones, with cached layer activations
+        (:func:`skspivae.nn.generate`): the cost grows linearly with
+        ``n_timesteps`` and does not depend on the receptive field.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of trajectories.
+        z : array-like of shape (n_samples, n_components) or (n_components,), \
+default=None
+            One latent per trajectory; None draws them from the prior. A
+            single row (or a 1-D ``z``) is used for all ``n_samples``
+            trajectories; when ``n_samples=1`` and ``z`` has ``m`` rows, ``m``
+            trajectories are returned, one per row.
+        n_timesteps : int, default=None
+            Length of each trajectory, in the units of ``X``: positions, or
+            displacements when ``input_type="increments"``. Default
+            ``n_features_in_``; any length from 2 positions (1 displacement),
+            shorter or longer than the training trajectories.
+        random_state : int, RandomState instance or None, default=None
+            Seeds the latent draws and the sampling noise. On CPU the same
+            seed (and ``batch_size``) gives the same trajectories.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_timesteps)
+            Positions starting at x(0) = 0, or displacements when the
+            estimator was fitted with ``input_type="increments"``, in the raw
+            units of ``X`` (the network's output times ``input_scale_``).
+
+        Notes
+        -----
+        Warm-up, as in the paper: the history starts as ``receptive_field_``
+        zero displacements, which are not returned. The conditioning c(t) is
+        decoded for the whole sequence, ``receptive_field_`` plus the
+        generated steps, and the prediction of the displacement at time t
+        reads c(t), exactly as training aligns c with its targets: a
+        generated displacement plays the part of a scored displacement of a
+        training trajectory ``receptive_field_`` steps longer. The generated
+        process therefore starts about ``receptive_field_ + 1`` steps after
+        time 0; for an ageing process such as SBM, compare it with the
+        rescaling ``((1 + t) / (t + receptive_field_ + 1))**(alpha - 1)``.
+
+        Trajectories are generated ``4 * batch_size`` at a time on the
+        module's device, which bounds the memory.
+
+        Examples
+        --------
+        >>> from skspivae import SPIVAE
+        >>> from skspivae.datasets import make_fbm
+        >>> X, _ = make_fbm(64, n_timesteps=48, alpha=[0.5, 1.5], D=[1e-3],
+        ...                 random_state=0)
+        >>> est = SPIVAE(n_components=2, encoder_hidden=(16,), decoder_hidden=(16,),
+        ...              layer_size=2, max_epochs=2, batch_size=32,
+        ...              random_state=0).fit(X)
+        >>> est.sample(3, random_state=0).shape
+        (3, 48)
+        >>> new = est.sample(z=est.transform(X[:5]), n_timesteps=100, random_state=0)
+        >>> new.shape, bool((new[:, 0] == 0).all())
+        ((5, 100), True)
+        """
+        check_is_fitted(self)
+        increments = self.input_type == "increments"
+        n_timesteps = self.n_features_in_ if n_timesteps is None else n_timesteps
+        shortest = 1 if increments else 2
+        for name, value, minimum in (("n_samples", n_samples, 1),
+                                     ("n_timesteps", n_timesteps, shortest)):
+            if not isinstance(value, Integral) or isinstance(value, bool):
+                raise TypeError(f"{name} must be an integer, got {value!r}.")
+            if value < minimum:
+                raise ValueError(f"{name} must be >= {minimum}, got {value}"
+                                 + (f" ({self.input_type})." if name == "n_timesteps"
+                                    else "."))
+        device = self._device
+        rng = check_random_state(random_state)
+        generator = torch.Generator(device=device)
+        generator.manual_seed(int(rng.randint(np.iinfo(np.int32).max)))
+        if z is None:
+            latent = torch.randn((n_samples, self.n_components), generator=generator,
+                                 device=device)
+        else:
+            if np.ndim(z) not in (1, 2):
+                raise ValueError(f"z must be 1-D or 2-D; got {np.ndim(z)} dimensions.")
+            latent = check_array(z, dtype=np.float64, ensure_2d=False, input_name="z")
+            latent = latent.reshape(1, -1) if latent.ndim == 1 else latent
+            if latent.shape[1] != self.n_components:
+                raise ValueError(f"z must have n_components={self.n_components} "
+                                 f"columns; got shape {np.shape(z)}.")
+            if latent.shape[0] == 1:
+                latent = np.repeat(latent, n_samples, axis=0)
+            elif n_samples not in (1, latent.shape[0]):
+                raise ValueError(
+                    f"z has {latent.shape[0]} rows but n_samples={n_samples}; give "
+                    "one row, n_samples rows, or n_samples=1 with any number.")
+        n_steps = n_timesteps if increments else n_timesteps - 1
+        dx = generate(self.module_, latent, n_steps, generator=generator,
+                      batch_size=4 * self.batch_size)
+        dx = dx.cpu().numpy().astype(np.float64) * self.input_scale_
+        if increments:
+            return dx
+        return np.concatenate([np.zeros((dx.shape[0], 1)), np.cumsum(dx, axis=1)],
+                              axis=1)
 
     @property
     def _n_features_out(self):
@@ -609,6 +946,13 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                                         [np.nan] * est.n_components, dtype=np.float64)
         est.active_components_ = np.flatnonzero(est.kl_divergence_ > est.kl_threshold)
         return est
+
+
+def _new_module(config, seed):
+    """A freshly initialised module; the global torch RNG is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return SPIVAEModule(**config)
 
 
 def _scale(dx, input_scale):

@@ -120,7 +120,8 @@ class Trainer:
         n_batches = math.ceil(train.shape[0] / self.batch_size)
         epoch = history[-1]["epoch"] + 1 if history else 0
         stage0 = history[-1]["stage"] + 1 if history else 0
-        self._call("on_train_begin", {"stages": stages, "n_batches": n_batches})
+        self._call("on_train_begin", {"stages": stages, "n_batches": n_batches,
+                                      "first_epoch": epoch, "first_stage": stage0})
         try:
             for s, stage in enumerate(stages):
                 scheduler = make_lr_scheduler(self.optimizer, self.lr,

@@ -362,3 +362,13 @@ def test_cuda_request_without_cuda_is_a_clear_error(fbm):
     X, _ = fbm
     with pytest.raises(ValueError, match="CUDA is not available"):
         SPIVAE(**{**SMALL, "device": "cuda"}).fit(X[:32])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_grid_search(fbm):
+    X, _ = fbm
+    grid = GridSearchCV(SPIVAE(max_epochs=2, random_state=0, **{**SMALL, "device": "cuda"}),
+                        {"beta": [0.0, 1e-2]}, cv=2)
+    grid.fit(X[:96])
+    assert np.isfinite(grid.cv_results_["mean_test_score"]).all()
+    assert next(grid.best_estimator_.module_.parameters()).is_cuda

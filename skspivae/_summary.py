@@ -1,0 +1,160 @@
+"""Model summary: layers, output shapes and parameter counts (fastai's ``summary``).
+
+Output shapes come from forward hooks on the leaf layers during one forward
+pass of a trajectory. The WaveNet runs its layers as fused matrix products on
+their weights (see :class:`~skspivae.nn.WaveNet`), so its layers' hooks do not
+fire; their shapes follow from its alignment rules: every layer is unpadded
+and right-aligned, a dilated layer shortens the time axis by
+``dilation * (kernel_size - 1)``, and the head works on the last
+``length - receptive_field`` columns.
+"""
+
+from dataclasses import dataclass
+
+import torch
+
+from .nn import WaveNet
+
+
+@dataclass(frozen=True)
+class LayerSummary:
+    """One leaf layer: dotted name, type, output shape without the batch."""
+
+    name: str
+    kind: str
+    output_shape: tuple
+    n_params: int
+    trainable: bool
+    from_hook: bool
+
+
+class ModelSummary:
+    """A model's layers with output shapes and parameter counts; prints as a table.
+
+    Attributes
+    ----------
+    layers : list of LayerSummary
+        Leaf layers in the order the module defines them.
+    n_timesteps : int
+        Trajectory length (rows of ``X``) the shapes are for.
+    input_shape : tuple
+        (1, displacements) entering the network, without the batch.
+    total_params, trainable_params : int
+    receptive_field : int
+        Past displacements one prediction depends on.
+    """
+
+    def __init__(self, layers, n_timesteps, input_shape, total_params,
+                 trainable_params, receptive_field):
+        self.layers = layers
+        self.n_timesteps = n_timesteps
+        self.input_shape = input_shape
+        self.total_params = total_params
+        self.trainable_params = trainable_params
+        self.receptive_field = receptive_field
+
+    def __str__(self):
+        def shape(dims, mark=""):
+            return "(B, " + ", ".join(str(d) for d in dims) + ")" + mark
+
+        rows = [("input", shape(self.input_shape), "", "")]
+        rows += [(f"{layer.name} ({layer.kind})",
+                  shape(layer.output_shape, "" if layer.from_hook else " *"),
+                  f"{layer.n_params:,}", str(layer.trainable) if layer.n_params else "")
+                 for layer in self.layers]
+        header = ("Layer (type)", "Output shape", "Param #", "Trainable")
+        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(4)]
+
+        def line(cells):
+            return "  ".join([cells[0].ljust(widths[0]), cells[1].ljust(widths[1]),
+                              cells[2].rjust(widths[2]), cells[3]]).rstrip()
+
+        rule = "=" * (sum(widths) + 6)
+        out = [f"SPIVAE, trajectories of {self.n_timesteps} time steps "
+               f"(B = batch size)", rule,
+               line(header), rule]
+        out += [line(row) for row in rows]
+        out += [rule,
+                f"Total params: {self.total_params:,}",
+                f"Trainable params: {self.trainable_params:,}",
+                f"Non-trainable params: {self.total_params - self.trainable_params:,}",
+                f"Receptive field: {self.receptive_field} displacements"]
+        if not all(layer.from_hook for layer in self.layers):
+            out.append("* WaveNet layers run as fused products: shape of the layer "
+                       "applied to its whole input, from the alignment rules.")
+        return "\n".join(out)
+
+    __repr__ = __str__
+
+
+def _wavenet_shapes(wavenet, length):
+    """Output shape (channels, time) of each WaveNet layer, by relative name."""
+    head = wavenet.head
+    n = length - 1  # the WaveNet reads dx[:, :, :-1]
+    shapes = {"input_conv": (wavenet.input_conv.out_channels, n)}
+    n -= wavenet.causal_conv.kernel_size[0] - 1
+    shapes["causal_conv"] = (wavenet.causal_conv.out_channels, n)
+    for i, conv in enumerate(wavenet.dilated):
+        n -= conv.dilation[0] * (conv.kernel_size[0] - 1)
+        shapes[f"dilated.{i}"] = (conv.out_channels, n)
+        shapes[f"skip_res.{i}"] = (wavenet.skip_res[i].out_channels, n)
+    shapes["cond"] = (wavenet.cond.out_channels, length)  # c has the full length
+    n_out = length - wavenet.receptive_field
+    shapes.update({"head.0": (wavenet.skip_channels, n_out),
+                   "head.1": (head[1].out_channels, n_out),
+                   "head.2": (head[1].out_channels, n_out),
+                   "head.3": (head[3].out_channels, n_out)})
+    return shapes
+
+
+def summarize(module, length, n_timesteps=None):
+    """Summarise an :class:`~skspivae.nn.SPIVAEModule` for ``length`` displacements.
+
+    Parameters
+    ----------
+    module : SPIVAEModule
+        Left as it was (one forward pass without gradients, hooks removed).
+    length : int
+        Displacements per trajectory.
+    n_timesteps : int, default=None
+        Length shown in the title; ``length`` when None.
+
+    Returns
+    -------
+    ModelSummary
+    """
+    if length < module.min_length:
+        raise ValueError(f"This model needs trajectories of at least "
+                         f"{module.min_length} displacements; got {length}.")
+    leaves = [(name, m) for name, m in module.named_modules()
+              if name and not any(True for _ in m.children())]
+    shapes, handles = {}, []
+    for name, m in leaves:
+        def hook(m, inputs, output, name=name):
+            shapes[name] = tuple(output.shape[1:])
+        handles.append(m.register_forward_hook(hook))
+    was_training = module.training
+    device = next(module.parameters()).device
+    try:
+        with torch.no_grad():
+            module.eval()(torch.zeros(1, 1, length, device=device), sample_latent=False)
+    finally:
+        module.train(was_training)
+        for handle in handles:
+            handle.remove()
+    hooked = set(shapes)
+    for prefix, m in module.named_modules():
+        if isinstance(m, WaveNet):
+            for name, shape in _wavenet_shapes(m, length).items():
+                shapes.setdefault(f"{prefix}.{name}", shape)
+    layers = []
+    for name, m in leaves:
+        params = list(m.parameters(recurse=False))
+        layers.append(LayerSummary(
+            name, type(m).__name__, shapes[name], sum(p.numel() for p in params),
+            all(p.requires_grad for p in params), name in hooked))
+    params = list(module.parameters())
+    return ModelSummary(layers, length if n_timesteps is None else n_timesteps,
+                        (1, length), sum(p.numel() for p in params),
+                        sum(p.numel() for p in params if p.requires_grad),
+                        module.receptive_field)
