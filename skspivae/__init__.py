@@ -6,9 +6,17 @@ convolutional encoder and regenerates them with a WaveNet decoder. Annealing
 the KL weight ``beta`` upward leaves alive only the neurons the process needs.
 """
 
-from . import callbacks, datasets, nn
+from . import callbacks, datasets, inspection, nn, plotting
 from ._estimator import SPIVAE
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["SPIVAE", "callbacks", "datasets", "nn", "__version__"]
+__all__ = [
+    "SPIVAE",
+    "__version__",
+    "callbacks",
+    "datasets",
+    "inspection",
+    "nn",
+    "plotting",
+]
