@@ -3,6 +3,7 @@
 import copy
 import os
 import tempfile
+import threading
 import warnings
 from numbers import Integral, Real
 
@@ -948,9 +949,15 @@ default=None
         return est
 
 
+# Module initialisation draws from torch's global CPU generator (fork_rng keeps
+# it unchanged for the caller); the lock makes seed-and-build atomic when fits
+# run in threads (joblib's threading backend, Dask thread workers).
+_INIT_LOCK = threading.Lock()
+
+
 def _new_module(config, seed):
     """A freshly initialised module; the global torch RNG is left as it was."""
-    with torch.random.fork_rng(devices=[]):
+    with _INIT_LOCK, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return SPIVAEModule(**config)
 

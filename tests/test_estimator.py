@@ -372,3 +372,19 @@ def test_cuda_grid_search(fbm):
     grid.fit(X[:96])
     assert np.isfinite(grid.cv_results_["mean_test_score"]).all()
     assert next(grid.best_estimator_.module_.parameters()).is_cuda
+
+
+def test_threaded_fits_are_reproducible(fbm):
+    # Fits in threads (joblib threading, Dask thread workers) seed their own
+    # initialisation: the same random_state gives the same model.
+    from joblib import Parallel, delayed
+
+    X, _ = fbm
+
+    def fit(seed):
+        return SPIVAE(max_epochs=1, random_state=seed, **SMALL).fit(X[:64]).transform(X[:8])
+
+    serial = [fit(s) for s in (0, 1, 0, 1)]
+    threaded = Parallel(n_jobs=4, backend="threading")(delayed(fit)(s) for s in (0, 1, 0, 1))
+    for a, b in zip(serial, threaded):
+        np.testing.assert_array_equal(a, b)
