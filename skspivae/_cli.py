@@ -462,8 +462,9 @@ def run_demo(recipe="default", *, out="skspivae_demo", overwrite=False, seed=0,
           "correlation of their means with alpha and log D:")
     print(_format_report(rows, active_only=True) if active else "(none)")
     if recipe != "full":
-        print("(The paper's recipe, 'skspivae demo --full', keeps two neurons, one "
-              "for alpha and one for log D; short runs learn log D first.)")
+        print("(Short runs learn log D first. In the paper, the full recipe, "
+              "'skspivae demo --full', keeps two neurons, one for alpha and one for "
+              "log D.)")
     figures = _write_figures(est, X_test, y_test, rows, out)
     fig, ax = _figure(1, 2, figsize=(9, 3.5))
     plotting.plot_neuron_summary(neuron_summary(est, X_test), axes=ax[0])

@@ -156,6 +156,8 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     history_ : list of dict
         One entry per epoch: "epoch", "stage", "beta", "lr", "train_loss",
         "valid_loss", "valid_nll", "kl", "kl_per_component", "seconds".
+        Losses are in nats per scored step of the raw displacements (the
+        units of ``score_samples``, whatever ``input_scale``).
     kl_divergence_ : ndarray of shape (n_components,)
         KL divergence of each neuron to the prior, mean over the validation set
         (the training set when ``validation_fraction=0``).
@@ -377,6 +379,7 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             module, self._optimizer, batch_size=self.batch_size, lr=self.lr,
             lr_schedule=self.lr_schedule, clip_grad_norm=self.clip_grad_norm,
             generator=generator, callbacks=callbacks, owner=self,
+            nll_offset=float(np.log(self.input_scale_)),
         )
         with _training.flush_denormals():
             try:
@@ -417,6 +420,7 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 candidate, torch.optim.Adam(candidate.parameters(), lr=self.lr),
                 batch_size=self.batch_size, lr=self.lr, lr_schedule=self.lr_schedule,
                 clip_grad_norm=self.clip_grad_norm, generator=generator,
+                nll_offset=float(np.log(self.input_scale_)),
             )
             history = []
             try:

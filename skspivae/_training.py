@@ -84,10 +84,15 @@ class Trainer:
         ``on_epoch_end(owner, record)`` methods; a true return value stops.
     owner : object
         Passed to the callbacks (the estimator).
+    nll_offset : float
+        Added to every reported loss: ``log(scale)`` when the module sees
+        displacements divided by ``scale``, so that losses are in nats per
+        step of the raw displacements. Optimisation is unaffected.
     """
 
     def __init__(self, module, optimizer, *, batch_size, lr, lr_schedule,
-                 clip_grad_norm, generator, callbacks=(), owner=None):
+                 clip_grad_norm, generator, callbacks=(), owner=None, nll_offset=0.0):
+        self.nll_offset = nll_offset
         self.module = module
         self.optimizer = optimizer
         self.batch_size = batch_size
@@ -133,8 +138,11 @@ class Trainer:
                     lr = self.optimizer.param_groups[0]["lr"]
                     train_loss, stop = self.train_epoch(train, beta, scheduler, epoch)
                     record = {"epoch": epoch, "stage": stage0 + s, "beta": beta,
-                              "lr": lr, "train_loss": train_loss}
-                    record.update(evaluate(self.module, valid, beta, self.batch_size))
+                              "lr": lr, "train_loss": train_loss + self.nll_offset}
+                    scores = evaluate(self.module, valid, beta, self.batch_size)
+                    scores["valid_loss"] += self.nll_offset
+                    scores["valid_nll"] += self.nll_offset
+                    record.update(scores)
                     record["seconds"] = time.perf_counter() - start
                     history.append(record)
                     self.last_good_state = copy.deepcopy(self.module.state_dict())
@@ -181,7 +189,8 @@ class Trainer:
                 scheduler.step()
             total += loss.detach() * batch.shape[0]
             if self.callbacks:
-                record = {"epoch": epoch, "batch": b, "loss": loss.item(), "beta": beta,
+                record = {"epoch": epoch, "batch": b, "loss": loss.item() + self.nll_offset,
+                          "beta": beta,
                           "lr": self.optimizer.param_groups[0]["lr"]}
                 if self._call("on_batch_end", record):
                     stop = True

@@ -388,3 +388,14 @@ def test_threaded_fits_are_reproducible(fbm):
     threaded = Parallel(n_jobs=4, backend="threading")(delayed(fit)(s) for s in (0, 1, 0, 1))
     for a, b in zip(serial, threaded):
         np.testing.assert_array_equal(a, b)
+
+
+def test_losses_are_reported_in_raw_units(fbm):
+    # input_scale="auto" makes the network see the same numbers for X and 10 X;
+    # history and score report nats of the raw displacements, log(10) apart.
+    X, _ = fbm
+    a = SPIVAE(max_epochs=2, random_state=0, **SMALL).fit(X[:64])
+    b = SPIVAE(max_epochs=2, random_state=0, **SMALL).fit(10 * X[:64])
+    for key in ("train_loss", "valid_nll", "valid_loss"):
+        assert b.history_[-1][key] - a.history_[-1][key] == pytest.approx(np.log(10), abs=1e-3)
+    assert a.score(X[:64]) - b.score(10 * X[:64]) == pytest.approx(np.log(10), abs=1e-3)
