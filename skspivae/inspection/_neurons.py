@@ -163,6 +163,15 @@ class NeuronSummary:
         Threshold used to decide ``active``.
     feature_names : list of str
         Name of each neuron.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skspivae.inspection import neuron_summary_from_moments
+    >>> mu = np.array([[1.0, 0.0], [-1.0, 0.0]])
+    >>> summary = neuron_summary_from_moments(mu, np.zeros_like(mu))
+    >>> summary.active.tolist()
+    [True, False]
     """
 
     kl: np.ndarray
@@ -418,6 +427,17 @@ class LatentRelations:
         R^2 of the best straight line between neuron and quantity.
     mutual_info : ndarray of shape (n_neurons, n_quantities)
         Mutual information in nats (k-nearest-neighbour estimate).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skspivae.inspection import latent_parameter_relations
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.column_stack([rng.uniform(0.2, 1.8, 200), 10 ** rng.uniform(-3, -1, 200)])
+    >>> mu = np.column_stack([y[:, 0], np.log(y[:, 1])]) + 0.01 * rng.normal(size=(200, 2))
+    >>> relations = latent_parameter_relations(mu, y, random_state=0)
+    >>> int(relations.best_neuron("alpha")), int(relations.best_neuron("log D"))
+    (0, 1)
     """
 
     neurons: np.ndarray
@@ -608,6 +628,17 @@ class ReadoutResult:
         Sizes of the splits.
     regressor : estimator
         The regressor fitted on the training split.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skspivae.inspection import latent_readout
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.column_stack([rng.uniform(0.2, 1.8, 100), np.full(100, 1e-3)])
+    >>> result = latent_readout(y[:, :1] + 0.01 * rng.normal(size=(100, 1)), y,
+    ...                         target="alpha", random_state=0)
+    >>> bool(result.r2 > 0.9)
+    True
     """
 
     target: str
@@ -715,6 +746,15 @@ class ParameterGroups:
         Number of samples in each group.
     name : str
         What the value is (e.g. ``"loss"``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skspivae.inspection import group_by_parameters
+    >>> y = np.array([[0.5, 1e-3], [0.5, 1e-3], [1.5, 1e-3]])
+    >>> groups = group_by_parameters(np.array([1.0, 3.0, 5.0]), y)
+    >>> groups.mean.tolist(), groups.count.tolist()
+    ([2.0, 5.0], [2, 1])
     """
 
     alpha: np.ndarray

@@ -35,6 +35,14 @@ def log_prob(params, target, n_mixtures=1):
     Returns
     -------
     Tensor of shape (batch, time)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skspivae.nn import log_prob
+    >>> params = torch.zeros(1, 3, 2)  # mean 0, log-scale 0: standard Normal
+    >>> log_prob(params, torch.zeros(1, 2))
+    tensor([[-0.9189, -0.9189]])
     """
     logits, means, log_scales = split_params(params, n_mixtures)
     z = (target.unsqueeze(1) - means) * torch.exp(-log_scales)
@@ -61,5 +69,13 @@ def sample(params, n_mixtures=1, generator=None):
 
 
 def kl_normal(mu, logvar):
-    """KL(N(mu, exp(logvar)) || N(0, 1)) per latent neuron, same shape as ``mu``."""
+    """KL(N(mu, exp(logvar)) || N(0, 1)) per latent neuron, same shape as ``mu``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skspivae.nn import kl_normal
+    >>> kl_normal(torch.tensor([0.0, 1.0]), torch.tensor([0.0, 0.0]))
+    tensor([0.0000, 0.5000])
+    """
     return 0.5 * (mu * mu + torch.exp(logvar) - logvar - 1.0)

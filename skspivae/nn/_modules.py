@@ -44,6 +44,14 @@ class Encoder(nn.Module):
         Positions kept by each of the adaptive average and max poolings.
     hidden : tuple of int
         Sizes of the dense layers between the pooled features and the output.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skspivae.nn import Encoder
+    >>> mu, logvar = Encoder(n_components=3)(torch.randn(5, 1, 99))
+    >>> mu.shape, logvar.shape
+    (torch.Size([5, 3]), torch.Size([5, 3]))
     """
 
     def __init__(self, n_components=6, channels=16, n_layers=4, kernel_size=3,
@@ -81,6 +89,13 @@ class ConditioningDecoder(nn.Module):
     Dense layers map z to ``channels x (2 * pool_size)`` values, which are
     linearly interpolated in time to ``length - n_layers * (kernel_size - 1)``
     and brought to ``length`` by transposed convolutions.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skspivae.nn import ConditioningDecoder
+    >>> ConditioningDecoder(n_components=3)(torch.randn(5, 3), 120).shape
+    torch.Size([5, 3, 120])
     """
 
     def __init__(self, n_components=6, channels=16, n_layers=4, kernel_size=3,
@@ -124,6 +139,16 @@ class WaveNet(nn.Module):
     weights: input and causal convolutions as one kernel-2 convolution, all the
     blocks' conditioning projections in one product, skip and residual in one
     1x1 convolution, and skips only over the columns the head reads.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skspivae.nn import WaveNet
+    >>> net = WaveNet(cond_channels=2)
+    >>> net.receptive_field
+    32
+    >>> net(torch.randn(4, 1, 100), torch.zeros(4, 2, 100)).shape
+    torch.Size([4, 3, 68])
     """
 
     def __init__(self, cond_channels=6, residual_channels=16, skip_channels=16,
@@ -300,7 +325,21 @@ class SPIVAEModule(nn.Module):
 
 
 class SPIVAEOutput(tuple):
-    """(params, mu, logvar) with names."""
+    """What :class:`SPIVAEModule` returns: ``(params, mu, logvar)`` with names.
+
+    ``params`` (batch, 3 * n_mixtures, length - receptive_field) are the
+    output distribution's parameters for the scored steps; ``mu`` and
+    ``logvar`` (batch, n_components) the latent distribution.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skspivae.nn import SPIVAEModule
+    >>> out = SPIVAEModule(n_components=2)(torch.randn(3, 1, 40))
+    >>> params, mu, logvar = out
+    >>> out.params is params, tuple(out.mu.shape)
+    (True, (3, 2))
+    """
 
     __slots__ = ()
 
