@@ -889,6 +889,9 @@ default=None
                 "history_": self.history_,
                 "n_features_in_": self.n_features_in_,
                 "input_scale_": self.input_scale_,
+                "init_history_": getattr(self, "init_history_", []),
+                "init_scores_": (None if getattr(self, "init_scores_", None) is None
+                                 else [float(v) for v in self.init_scores_]),
                 "feature_names_in_": (list(self.feature_names_in_)
                                       if hasattr(self, "feature_names_in_") else None),
             },
@@ -939,6 +942,9 @@ default=None
         est.history_ = fitted["history_"]
         est.n_features_in_ = fitted["n_features_in_"]
         est.input_scale_ = fitted["input_scale_"]
+        est.init_history_ = fitted.get("init_history_", [])
+        scores = fitted.get("init_scores_")
+        est.init_scores_ = None if scores is None else np.asarray(scores)
         if fitted["feature_names_in_"] is not None:
             est.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
         # kl_divergence_ was measured on the validation set, which is not saved:

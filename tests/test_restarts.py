@@ -105,3 +105,18 @@ def test_warm_start_does_not_restart(X):
 def test_bad_restart_parameters_are_rejected(X, params):
     with pytest.raises(ValueError, match=next(iter(params))):
         SPIVAE(**params, **TINY).fit(X)
+
+
+def test_restarts_survive_save_and_load(tmp_path):
+    from skspivae import SPIVAE
+    from skspivae.datasets import make_fbm
+
+    X, _ = make_fbm(64, n_timesteps=24, alpha=[0.5, 1.5], D=[1e-2], random_state=0)
+    est = SPIVAE(n_components=2, encoder_channels=4, encoder_layers=1, pool_size=2,
+                 encoder_hidden=(8,), decoder_hidden=(8,), residual_channels=4,
+                 skip_channels=4, layer_size=1, batch_size=16, device="cpu",
+                 max_epochs=1, n_init=2, init_epochs=1, random_state=0).fit(X)
+    est.save(tmp_path / "m.pt")
+    loaded = SPIVAE.load(tmp_path / "m.pt")
+    np.testing.assert_array_equal(loaded.init_scores_, est.init_scores_)
+    assert loaded.init_history_ == est.init_history_
