@@ -381,6 +381,10 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             generator=generator, callbacks=callbacks, owner=self,
             nll_offset=float(np.log(self.input_scale_)),
         )
+        # The summaries of a previous fit (warm start) go stale as training
+        # moves the weights; the finally block below measures them again.
+        for name in ("kl_divergence_", "active_components_"):
+            self.__dict__.pop(name, None)
         with _training.flush_denormals():
             try:
                 status = trainer.run(train, valid, stages, self.history_)
@@ -459,12 +463,22 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return config
 
     def _set_fitted_summaries(self, data):
-        self.receptive_field_ = self.module_.receptive_field
-        self.min_timesteps_ = self.module_.min_length + (self.input_type == "positions")
-        self.n_iter_ = len(self.history_)
+        """KL per neuron of the final weights on ``data``, and what follows."""
         _, kl = _training.per_trajectory_losses(self.module_, data, 4 * self.batch_size)
-        self.kl_divergence_ = kl.double().mean(dim=0).cpu().numpy()
+        self._set_derived_attributes(kl.double().mean(dim=0).cpu().numpy())
+
+    def _set_derived_attributes(self, kl_divergence):
+        """Fitted attributes derived from module_, history_ and the KL per neuron;
+        shared by fit and load."""
+        self.receptive_field_ = self.module_.receptive_field
+        self.min_timesteps_ = self._min_timesteps(self.module_)
+        self.n_iter_ = len(self.history_)
+        self.kl_divergence_ = np.asarray(kl_divergence, dtype=np.float64)
         self.active_components_ = np.flatnonzero(self.kl_divergence_ > self.kl_threshold)
+
+    def _min_timesteps(self, module):
+        """Shortest row of X that ``module`` accepts (one more for positions)."""
+        return module.min_length + (self.input_type == "positions")
 
     # --- training conveniences -----------------------------------------------
 
@@ -592,7 +606,7 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     def _increments(self, X, module):
         """Validated 2-D array -> float32 displacements, checking the length."""
-        minimum = module.min_length + (self.input_type == "positions")
+        minimum = self._min_timesteps(module)
         if X.shape[1] < minimum:
             raise ValueError(
                 f"X has {X.shape[1]} time steps per trajectory (n_features = "
@@ -889,6 +903,7 @@ default=None
                 "history_": self.history_,
                 "n_features_in_": self.n_features_in_,
                 "input_scale_": self.input_scale_,
+                "kl_divergence_": self._saved_kl_divergence(),
                 "init_history_": getattr(self, "init_history_", []),
                 "init_scores_": (None if getattr(self, "init_scores_", None) is None
                                  else [float(v) for v in self.init_scores_]),
@@ -908,6 +923,16 @@ default=None
             if os.path.exists(tmp):
                 os.remove(tmp)
             raise
+
+    def _saved_kl_divergence(self):
+        """``kl_divergence_``; during fit (a Checkpoint at a stage's end) it is
+        not set yet, and the last epoch's validation KL of the same weights
+        stands in for it."""
+        if hasattr(self, "kl_divergence_"):
+            return self.kl_divergence_.tolist()
+        if self.history_:
+            return list(self.history_[-1]["kl_per_component"])
+        return [float("nan")] * self.n_components
 
     @classmethod
     def load(cls, path, *, device=None):
@@ -947,15 +972,7 @@ default=None
         est.init_scores_ = None if scores is None else np.asarray(scores)
         if fitted["feature_names_in_"] is not None:
             est.feature_names_in_ = np.asarray(fitted["feature_names_in_"], dtype=object)
-        # kl_divergence_ was measured on the validation set, which is not saved:
-        # take it from the last history entry.
-        kl = fitted["history_"][-1]["kl_per_component"] if fitted["history_"] else None
-        est.receptive_field_ = module.receptive_field
-        est.min_timesteps_ = module.min_length + (est.input_type == "positions")
-        est.n_iter_ = len(est.history_)
-        est.kl_divergence_ = np.asarray(kl if kl is not None else
-                                        [np.nan] * est.n_components, dtype=np.float64)
-        est.active_components_ = np.flatnonzero(est.kl_divergence_ > est.kl_threshold)
+        est._set_derived_attributes(fitted["kl_divergence_"])
         return est
 
 
