@@ -29,6 +29,11 @@ def _init_relu(module):
                 nn.init.zeros_(m.bias)
 
 
+def _channels_last(x):
+    """(batch, channels, time) -> (batch, channels, 1, time) in channels-last memory."""
+    return x.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+
+
 class Encoder(nn.Module):
     """Convolutional encoder: displacements -> (mu, logvar) of the latent.
 
@@ -72,12 +77,17 @@ class Encoder(nn.Module):
         nn.init.zeros_(last.bias)
 
     def forward(self, dx):
-        """(batch, 1, length) -> mu, logvar, each (batch, n_components)."""
-        h = dx
+        """(batch, 1, length) -> mu, logvar, each (batch, n_components).
+
+        The convolutions run as 2D ones of height 1 in channels-last memory:
+        for 16 channels oneDNN is about 2x faster than in 1D (B, C, T).
+        """
+        h = _channels_last(dx)
         for conv in self.convs:
-            h = F.relu(conv(h))
-        h = torch.cat([F.adaptive_avg_pool1d(h, self.pool_size),
-                       F.adaptive_max_pool1d(h, self.pool_size)], dim=1).flatten(1)
+            h = F.relu(F.conv2d(h, conv.weight.unsqueeze(2), conv.bias))
+        size = (1, self.pool_size)
+        h = torch.cat([F.adaptive_avg_pool2d(h, size),
+                       F.adaptive_max_pool2d(h, size)], dim=1).flatten(1)
         for layer in self.dense[:-1]:
             h = F.relu(layer(h))
         return self.dense[-1](h).chunk(2, dim=1)
@@ -120,10 +130,10 @@ class ConditioningDecoder(nn.Module):
         for layer in self.dense:
             h = F.relu(layer(h))
         h = h.view(-1, self.channels, self.width)
-        h = F.interpolate(h, size=length - self.grow, mode="linear")
-        for conv in self.convs:
-            h = F.relu(conv(h))
-        return h
+        h = _channels_last(F.interpolate(h, size=length - self.grow, mode="linear"))
+        for conv in self.convs:  # 2D channels-last, as in the encoder
+            h = F.relu(F.conv_transpose2d(h, conv.weight.unsqueeze(2), conv.bias))
+        return h.squeeze(2)  # (batch, out, length), stored time-major
 
 
 class WaveNet(nn.Module):
@@ -188,37 +198,67 @@ class WaveNet(nn.Module):
     def forward(self, dx, c):
         """dx (batch, 1, length), c (batch, cond, length) -> (batch, out, length - rf).
 
-        Internally time-major, (batch, time, channels): every convolution is
-        one matrix product over the stacked taps, and each block's
-        conditioning projection rides along in its dilated convolution's
-        product (the taps are concatenated with the conditioning columns).
+        Internally time-major, (batch, time, channels): the dilated
+        convolutions run on the channels-last view of that memory, and the
+        1x1 convolutions (conditioning, skip and residual, head) are matrix
+        products over the channels.
         """
         length = dx.shape[-1]
         n_out = length - self.receptive_field
         r, s = self.residual_channels, self.skip_channels
         n_blocks = len(self.dilations)
+        # Conditioning with a column of ones: each block's projection and the
+        # bias of its dilated convolution are then one product, added to the
+        # convolution's output by the product itself (addmm).
         c = c.transpose(1, 2)  # (batch, length, cond)
+        c = torch.cat([c, c.new_ones(c.shape[:2] + (1,))], dim=2)
         weight, bias = self._input_kernel()
         x = _conv_time_major(dx.transpose(1, 2)[:, :-1], weight, bias)  # (B, L-2, r)
         skips = None
         for i, (conv, proj) in enumerate(zip(self.dilated, self.skip_res)):
             cond_weight = self.cond.weight[i * 2 * r:(i + 1) * 2 * r, :, 0]
-            y = _conv_time_major(x, conv.weight, conv.bias, conv.dilation[0],
-                                 extra=c, extra_weight=cond_weight)
+            y = _dilated_time_major(x, conv.weight, conv.dilation[0])
+            y = _add_product(y, c[:, c.shape[1] - y.shape[1]:],
+                             torch.cat([cond_weight.t(), conv.bias[None]]))
             a, b = y.chunk(2, dim=2)
             g = a * torch.sigmoid(b)  # (batch, time, r)
-            if i == n_blocks - 1:
-                # Last block: its residual output is never read.
-                skip = F.linear(g[:, -n_out:], proj.weight[:s, :, 0], proj.bias[:s])
-            else:
-                sr = F.linear(g, proj.weight[:, :, 0], proj.bias)
-                skip = sr[:, -n_out:, :s]
-                x = (sr[..., s:] + x[:, -g.shape[1]:]) * math.sqrt(0.5)
+            # Skip (only the columns the head reads) and residual (not after
+            # the last block) as two products: slicing one product's output
+            # costs more in the backward pass (zero-filled gradients).
+            skip = F.linear(g[:, -n_out:], proj.weight[:s, :, 0], proj.bias[:s])
+            if i < n_blocks - 1:
+                res = F.linear(g, proj.weight[s:, :, 0], proj.bias[s:])
+                x = (res + x[:, -g.shape[1]:]) * math.sqrt(0.5)
             skips = skip if skips is None else skips + skip
         h = F.relu(skips * math.sqrt(1.0 / n_blocks))
         h = F.relu(F.linear(h, self.head[1].weight[:, :, 0], self.head[1].bias))
         out = F.linear(h, self.head[3].weight[:, :, 0], self.head[3].bias)
         return out.transpose(1, 2)
+
+
+def _dilated_time_major(x, weight, dilation):
+    """Unpadded dilated convolution of time-major ``x`` (batch, time, in), no bias.
+
+    Computed as a 2D convolution of height 1 on the channels-last view of the
+    same memory, which oneDNN runs about 2x faster than a product over
+    concatenated taps; the output (batch, time, out) is again contiguous.
+    (oneDNN's bias gradient costs more than the convolution here: the bias
+    is added by :func:`_add_product`.)
+    """
+    h = F.conv2d(x.transpose(1, 2).unsqueeze(2), weight.unsqueeze(2), None,
+                 dilation=(1, dilation))
+    return h.squeeze(2).transpose(1, 2)
+
+
+def _add_product(y, x, weight_t):
+    """``y + x @ weight_t`` for time-major ``y`` (batch, time, out), in one addmm.
+
+    ``weight_t`` is (in, out). Written as ``x @ weight_t`` rather than
+    ``F.linear``, the weight gradient is ``x.T @ grad`` ((in, rows) times
+    (rows, out)): 3x faster than ``grad.T @ x`` when ``in`` is the small side.
+    """
+    out = torch.addmm(y.reshape(-1, y.shape[-1]), x.reshape(-1, x.shape[-1]), weight_t)
+    return out.view(y.shape)
 
 
 def _conv_time_major(x, weight, bias, dilation=1, extra=None, extra_weight=None):
