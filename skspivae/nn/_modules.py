@@ -215,22 +215,25 @@ class WaveNet(nn.Module):
         weight, bias = self._input_kernel()
         x = _conv_time_major(dx.transpose(1, 2)[:, :-1], weight, bias)  # (B, L-2, r)
         skips = None
+        res_scale, skip_scale = math.sqrt(0.5), math.sqrt(1.0 / n_blocks)
         for i, (conv, proj) in enumerate(zip(self.dilated, self.skip_res)):
             cond_weight = self.cond.weight[i * 2 * r:(i + 1) * 2 * r, :, 0]
             y = _dilated_time_major(x, conv.weight, conv.dilation[0])
             y = _add_product(y, c[:, c.shape[1] - y.shape[1]:],
                              torch.cat([cond_weight.t(), conv.bias[None]]))
-            a, b = y.chunk(2, dim=2)
-            g = a * torch.sigmoid(b)  # (batch, time, r)
+            g = F.glu(y, dim=2)  # a * sigmoid(b) of the halves, (batch, time, r)
             # Skip (only the columns the head reads) and residual (not after
             # the last block) as two products: slicing one product's output
-            # costs more in the backward pass (zero-filled gradients).
-            skip = F.linear(g[:, -n_out:], proj.weight[:s, :, 0], proj.bias[:s])
+            # costs more in the backward pass (zero-filled gradients). The
+            # scales sqrt(1/2) and sqrt(1/n_blocks) ride in the small weights.
+            skip = F.linear(g[:, -n_out:], proj.weight[:s, :, 0] * skip_scale,
+                            proj.bias[:s] * skip_scale)
             if i < n_blocks - 1:
-                res = F.linear(g, proj.weight[s:, :, 0], proj.bias[s:])
-                x = (res + x[:, -g.shape[1]:]) * math.sqrt(0.5)
+                res = F.linear(g, proj.weight[s:, :, 0] * res_scale,
+                               proj.bias[s:] * res_scale)
+                x = torch.add(res, x[:, -g.shape[1]:], alpha=res_scale)
             skips = skip if skips is None else skips + skip
-        h = F.relu(skips * math.sqrt(1.0 / n_blocks))
+        h = F.relu(skips)
         h = F.relu(F.linear(h, self.head[1].weight[:, :, 0], self.head[1].bias))
         out = F.linear(h, self.head[3].weight[:, :, 0], self.head[3].bias)
         return out.transpose(1, 2)
