@@ -1,19 +1,21 @@
 """Model summary: layers, output shapes and parameter counts (fastai's ``summary``).
 
 Output shapes come from forward hooks on the leaf layers during one forward
-pass of a trajectory. The WaveNet runs its layers as fused matrix products on
-their weights (see :class:`~skspivae.nn.WaveNet`), so its layers' hooks do not
-fire; their shapes follow from its alignment rules: every layer is unpadded
-and right-aligned, a dilated layer shortens the time axis by
-``dilation * (kernel_size - 1)``, and the head works on the last
-``length - receptive_field`` columns.
+pass of a trajectory. The convolutions are run through their weights (as
+channels-last 2D convolutions or fused matrix products, see
+:class:`~skspivae.nn.WaveNet`), so their hooks do not fire; their shapes
+follow from the alignment rules: every convolution is unpadded, an encoder
+layer shortens the time axis by ``kernel_size - 1`` and a decoder layer
+lengthens it as much, a WaveNet layer is right-aligned and a dilated one
+shortens the axis by ``dilation * (kernel_size - 1)``, and the head works on
+the last ``length - receptive_field`` columns.
 """
 
 from dataclasses import dataclass
 
 import torch
 
-from .nn import WaveNet
+from .nn import ConditioningDecoder, Encoder, WaveNet
 
 
 @dataclass(frozen=True)
@@ -80,11 +82,29 @@ class ModelSummary:
                 f"Non-trainable params: {self.total_params - self.trainable_params:,}",
                 f"Receptive field: {self.receptive_field} displacements"]
         if not all(layer.from_hook for layer in self.layers):
-            out.append("* WaveNet layers run as fused products: shape of the layer "
+            out.append("* convolutions run through their weights: shape of the layer "
                        "applied to its whole input, from the alignment rules.")
         return "\n".join(out)
 
     __repr__ = __str__
+
+
+def _encoder_shapes(encoder, length):
+    """Output shape (channels, time) of each encoder convolution."""
+    shapes = {}
+    for i, conv in enumerate(encoder.convs):
+        length -= conv.kernel_size[0] - 1
+        shapes[f"convs.{i}"] = (conv.out_channels, length)
+    return shapes
+
+
+def _decoder_shapes(decoder, length):
+    """Output shape (channels, time) of each transposed convolution of the decoder."""
+    shapes, n = {}, length - decoder.grow
+    for i, conv in enumerate(decoder.convs):
+        n += conv.kernel_size[0] - 1
+        shapes[f"convs.{i}"] = (conv.out_channels, n)
+    return shapes
 
 
 def _wavenet_shapes(wavenet, length):
@@ -143,9 +163,11 @@ def summarize(module, length, n_timesteps=None):
         for handle in handles:
             handle.remove()
     hooked = set(shapes)
+    rules = {Encoder: _encoder_shapes, ConditioningDecoder: _decoder_shapes,
+             WaveNet: _wavenet_shapes}
     for prefix, m in module.named_modules():
-        if isinstance(m, WaveNet):
-            for name, shape in _wavenet_shapes(m, length).items():
+        if type(m) in rules:
+            for name, shape in rules[type(m)](m, length).items():
                 shapes.setdefault(f"{prefix}.{name}", shape)
     layers = []
     for name, m in leaves:

@@ -45,7 +45,7 @@ def test_shapes_for_another_length_match_the_forward_pass():
     assert shapes["wavenet.head.3"] == tuple(out.params.shape[1:]) == (3, 67)
 
 
-def test_wavenet_shapes_match_the_unfused_reference_layers():
+def test_layer_shapes_match_the_unfused_reference_layers():
     length = 120
     reference, seen = ReferenceSPIVAE(), {}
     for name, layer in reference.named_modules():
@@ -55,6 +55,9 @@ def test_wavenet_shapes_match_the_unfused_reference_layers():
                     tuple(o.shape[1:])))
     reference(torch.zeros(1, 1, length))
     shapes = _shapes(SPIVAE().summary(n_timesteps=length + 1))
+    for i in range(4):
+        assert shapes[f"encoder.convs.{i}"] == seen[f"encoder_convs.{i}"][0]
+        assert shapes[f"decoder.convs.{i}"] == seen[f"decoder_convs.{i}"][0]
     assert shapes["wavenet.input_conv"] == seen["input_conv"][0]
     assert shapes["wavenet.causal_conv"] == seen["causal_conv"][0]
     for i in range(4):
