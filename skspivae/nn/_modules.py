@@ -145,10 +145,12 @@ class WaveNet(nn.Module):
     added to the block input and scaled by sqrt(1/2), the skips are summed and
     scaled by sqrt(1/n_blocks). The head is ReLU, 1x1, ReLU, 1x1.
 
-    The function is the plain one of the reference; it is computed with fused
-    weights: input and causal convolutions as one kernel-2 convolution, all the
-    blocks' conditioning projections in one product, skip and residual in one
-    1x1 convolution, and skips only over the columns the head reads.
+    The function is the plain one of the reference, computed faster: input
+    and causal convolutions fused into one kernel-2 convolution, dilated
+    convolutions in channels-last memory, each block's conditioning
+    projection and bias added by one product, the scales folded into the 1x1
+    weights, and skips only over the columns the head reads (see
+    ``docs/benchmarks_training.rst`` for the measurements).
 
     Examples
     --------
