@@ -464,7 +464,8 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     def _set_fitted_summaries(self, data):
         """KL per neuron of the final weights on ``data``, and what follows."""
-        _, kl = _training.per_trajectory_losses(self.module_, data, 4 * self.batch_size)
+        _, kl = _training.per_trajectory_losses(
+            self.module_, data, _training.eval_batch_size(self.batch_size, data.device))
         self._set_derived_attributes(kl.double().mean(dim=0).cpu().numpy())
 
     def _set_derived_attributes(self, kl_divergence):
@@ -653,8 +654,9 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         >>> mu.shape, logvar.shape
         ((8, 3), (8, 3))
         """
-        mu, logvar = _training.encode(self.module_, self._as_tensor(X),
-                                      4 * self.batch_size)
+        data = self._as_tensor(X)
+        mu, logvar = _training.encode(
+            self.module_, data, _training.eval_batch_size(self.batch_size, data.device))
         return (mu.cpu().numpy().astype(np.float64),
                 logvar.cpu().numpy().astype(np.float64))
 
@@ -691,8 +693,8 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         ndarray of shape (n_samples,)
         """
         data = self._as_tensor(X)
-        nll, kl = _training.per_trajectory_losses(self.module_, data,
-                                                  4 * self.batch_size)
+        nll, kl = _training.per_trajectory_losses(
+            self.module_, data, _training.eval_batch_size(self.batch_size, data.device))
         n_scored = data.shape[-1] - self.module_.receptive_field
         elbo = -nll.double() - kl.double().sum(dim=1) / n_scored
         return elbo.cpu().numpy() - np.log(self.input_scale_)

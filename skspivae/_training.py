@@ -200,6 +200,14 @@ class Trainer:
 
 # --- evaluation, shared by the loop and the estimator -------------------------
 
+def eval_batch_size(batch_size, device):
+    """Rows per forward pass without gradients: 4x the training batch on a GPU,
+    2x on a CPU, where larger batches outgrow the caches (measured on 2 cores:
+    2,496 fBM trajectories of T = 400 in 0.84 s at 256 or 512 rows at a time,
+    1.48 s at 1,024)."""
+    return (2 if torch.device(device).type == "cpu" else 4) * batch_size
+
+
 @torch.no_grad()
 def per_trajectory_losses(module, data, batch_size):
     """NLL per scored step and KL per neuron for every trajectory.
@@ -227,7 +235,7 @@ def evaluate(module, data, beta, batch_size):
         nan = float("nan")
         return {"valid_loss": nan, "valid_nll": nan, "kl": nan,
                 "kl_per_component": [nan] * module.n_components}
-    nll, kl = per_trajectory_losses(module, data, 4 * batch_size)
+    nll, kl = per_trajectory_losses(module, data, eval_batch_size(batch_size, data.device))
     kl_per = kl.double().mean(dim=0)
     valid_nll = nll.double().mean().item()
     return {"valid_loss": valid_nll + beta * kl_per.sum().item(),
