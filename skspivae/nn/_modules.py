@@ -134,8 +134,11 @@ class ConditioningDecoder(nn.Module):
         h = z
         for layer in self.dense:
             h = F.relu(layer(h))
-        h = h.view(-1, self.channels, self.width)
-        h = _channels_last(F.interpolate(h, size=length - self.grow, mode="linear"))
+        # Linear interpolation in time, done as bilinear on the (1, width) image
+        # in channels-last memory (the same function), so that no layout copy
+        # of the long output is needed.
+        h = _channels_last(h.view(-1, self.channels, self.width))
+        h = F.interpolate(h, size=(1, length - self.grow), mode="bilinear")
         for conv in self.convs:  # 2D channels-last, as in the encoder
             h = F.relu(F.conv_transpose2d(h, conv.weight.unsqueeze(2), conv.bias))
         return h.squeeze(2)  # (batch, out, length), stored time-major
