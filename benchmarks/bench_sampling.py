@@ -20,24 +20,13 @@ Run::
 
 import argparse
 import os
-import platform
 import time
 
 import torch
+from _machine import cpu_model
 
 from skspivae.nn import SPIVAEModule, generate
 from skspivae.nn._generation import _conditioning, _generate_full_window, _warm_up
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def timed(fn, device):

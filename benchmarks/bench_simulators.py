@@ -27,19 +27,9 @@ import tracemalloc
 import numpy as np
 import scipy
 import torch
+from _machine import cpu_model
 
 from skspivae.datasets import simulate_fbm, simulate_sbm
-
-
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _andi_simulators(D):
@@ -101,7 +91,7 @@ def main(argv=None):
     if args.threads is not None:
         torch.set_num_threads(args.threads)
 
-    print(f"CPU: {_cpu_model()}; {os.cpu_count()} logical cores")
+    print(f"CPU: {cpu_model()}; {os.cpu_count()} logical cores")
     print(
         f"Python {platform.python_version()}, numpy {np.__version__}, "
         f"scipy {scipy.__version__}"

@@ -26,11 +26,11 @@ in 1e-5-1e-2), so the smallest displacements are those that make denormals.
 
 import argparse
 import os
-import platform
 import time
 
 import numpy as np
 import torch
+from _machine import cpu_model
 
 from skspivae import SPIVAE
 from skspivae.datasets import make_fbm
@@ -39,15 +39,8 @@ from skspivae.nn._reference import ReferenceSPIVAE
 
 
 def machine():
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f
-                       if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
-    return (f"{cpu}; {os.cpu_count()} cores; torch {torch.__version__}; "
+    return (f"{cpu_model()}; {os.cpu_count()} cores; torch {torch.__version__}; "
             f"{torch.get_num_threads()} threads; load average {load[0]:.2f}")
 
 

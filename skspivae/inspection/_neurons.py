@@ -60,11 +60,7 @@ def _check_2d(a, name, *, n_samples=None, n_columns=None):
         )
     if n_columns is not None and a.shape[1] != n_columns:
         raise ValueError(f"`{name}` must have {n_columns} columns; got shape {a.shape}.")
-    if n_samples is not None and a.shape[0] != n_samples:
-        raise ValueError(
-            f"`{name}` has {a.shape[0]} samples but {n_samples} were expected "
-            "(all inputs must have the same number of samples)."
-        )
+    _check_n_samples(a, name, n_samples)
     return check_array(a, dtype=np.float64, input_name=name)
 
 
@@ -75,12 +71,16 @@ def _check_1d(a, name, *, n_samples=None):
             f"`{name}` must be a 1-D array of shape (n_samples,); "
             f"got an array with shape {a.shape}."
         )
+    _check_n_samples(a, name, n_samples)
+    return check_array(a, dtype=np.float64, ensure_2d=False, input_name=name)
+
+
+def _check_n_samples(a, name, n_samples):
     if n_samples is not None and a.shape[0] != n_samples:
         raise ValueError(
             f"`{name}` has {a.shape[0]} samples but {n_samples} were expected "
             "(all inputs must have the same number of samples)."
         )
-    return check_array(a, dtype=np.float64, ensure_2d=False, input_name=name)
 
 
 def _check_y(y, n_samples=None):
