@@ -154,10 +154,10 @@ class WaveNet(nn.Module):
     scaled by sqrt(1/n_blocks). The head is ReLU, 1x1, ReLU, 1x1.
 
     The function is the plain one of the reference, computed faster: input
-    and causal convolutions fused into one kernel-2 convolution, dilated
-    convolutions in channels-last memory, each block's conditioning
-    projection and bias added by one product, the scales folded into the 1x1
-    weights, and skips only over the columns the head reads (see
+    and causal convolutions fused into one kernel-2 convolution, all
+    convolutions in channels-last memory, the biases folded so that they need
+    no gradient pass of their own, the scales folded into the 1x1 weights,
+    and skips only over the columns the head reads (see
     ``docs/benchmarks_training.rst`` for the measurements).
 
     Examples
@@ -208,72 +208,67 @@ class WaveNet(nn.Module):
     def forward(self, dx, c):
         """dx (batch, 1, length), c (batch, cond, length) -> (batch, out, length - rf).
 
-        Internally time-major, (batch, time, channels): the dilated
-        convolutions run on the channels-last view of that memory, and the
-        1x1 convolutions (conditioning, skip and residual, head) are matrix
-        products over the channels.
+        Internally time-major, (batch, time, channels): every convolution,
+        1x1 ones included, runs on the channels-last view of that memory,
+        where oneDNN computes these narrow products 1.5-2.5x faster than a
+        matrix product (see :func:`_conv_channels_last`).
+
+        The biases cost no gradient pass of their own. Those of the input and
+        residual convolutions only shift ``x`` by a constant per channel, so
+        they are carried as an ``offset`` and folded into the next dilated
+        convolution's bias; that bias rides on the conditioning projection, as
+        the weight of a column of ones. The skip biases are summed once.
         """
         length = dx.shape[-1]
         n_out = length - self.receptive_field
         r, s = self.residual_channels, self.skip_channels
         n_blocks = len(self.dilations)
-        # Conditioning with a column of ones: each block's projection and the
-        # bias of its dilated convolution are then one product, added to the
-        # convolution's output by the product itself (addmm).
+        res_scale, skip_scale = math.sqrt(0.5), math.sqrt(1.0 / n_blocks)
         c = c.transpose(1, 2)  # (batch, length, cond)
         c = torch.cat([c, c.new_ones(c.shape[:2] + (1,))], dim=2)
-        weight, bias = self._input_kernel()
-        x = _conv_time_major(dx.transpose(1, 2)[:, :-1], weight, bias)  # (B, L-2, r)
+        weight, offset = self._input_kernel()
+        # x (batch, length - 2, r) without its bias, which is ``offset``.
+        x = _conv_time_major(dx.transpose(1, 2)[:, :-1], weight, None)
         skips = None
-        res_scale, skip_scale = math.sqrt(0.5), math.sqrt(1.0 / n_blocks)
         for i, (conv, proj) in enumerate(zip(self.dilated, self.skip_res)):
-            cond_weight = self.cond.weight[i * 2 * r:(i + 1) * 2 * r, :, 0]
-            y = _dilated_time_major(x, conv.weight, conv.dilation[0])
-            y = _add_product(y, c[:, c.shape[1] - y.shape[1]:],
-                             torch.cat([cond_weight.t(), conv.bias[None]]))
-            g = F.glu(y, dim=2)  # a * sigmoid(b) of the halves, (batch, time, r)
-            # Skip (only the columns the head reads) and residual (not after
-            # the last block) as two products: slicing one product's output
-            # costs more in the backward pass (zero-filled gradients). The
-            # scales sqrt(1/2) and sqrt(1/n_blocks) ride in the small weights.
-            skip = F.linear(g[:, -n_out:], proj.weight[:s, :, 0] * skip_scale,
-                            proj.bias[:s] * skip_scale)
-            if i < n_blocks - 1:
-                res = F.linear(g, proj.weight[s:, :, 0] * res_scale,
-                               proj.bias[s:] * res_scale)
-                x = torch.add(res, x[:, -g.shape[1]:], alpha=res_scale)
+            # The dilated conv of x + offset is that of x plus this bias.
+            bias = conv.bias + conv.weight.sum(2) @ offset
+            cond_weight = torch.cat([self.cond.weight[i * 2 * r:(i + 1) * 2 * r],
+                                     bias[:, None, None]], dim=1)
+            y = _conv_channels_last(x, conv.weight, dilation=conv.dilation[0])
+            n = y.shape[1]
+            y = y + _conv_channels_last(c[:, length - n:], cond_weight)
+            g = F.glu(y, dim=2)  # a * sigmoid(b) of the halves, (batch, n, r)
+            # Skips only over the columns the head reads; the scales
+            # sqrt(1/n_blocks) and sqrt(1/2) ride in the small weights.
+            skip = _conv_channels_last(g[:, n - n_out:], proj.weight[:s] * skip_scale)
             skips = skip if skips is None else skips + skip
-        h = F.relu(skips)
-        h = F.relu(F.linear(h, self.head[1].weight[:, :, 0], self.head[1].bias))
-        out = F.linear(h, self.head[3].weight[:, :, 0], self.head[3].bias)
+            if i < n_blocks - 1:  # the last block's residual is never read
+                res = _conv_channels_last(g, proj.weight[s:] * res_scale)
+                x = torch.add(res, x[:, x.shape[1] - n:], alpha=res_scale)
+                offset = res_scale * (offset + proj.bias[s:])
+        skip_bias = skip_scale * sum(proj.bias[:s] for proj in self.skip_res)
+        h = F.relu(skips + skip_bias)
+        h = F.relu(_conv_channels_last(h, self.head[1].weight, self.head[1].bias))
+        out = _conv_channels_last(h, self.head[3].weight, self.head[3].bias)
         return out.transpose(1, 2)
 
 
-def _dilated_time_major(x, weight, dilation):
-    """Unpadded dilated convolution of time-major ``x`` (batch, time, in), no bias.
+def _conv_channels_last(x, weight, bias=None, dilation=1):
+    """Unpadded 1D convolution of time-major ``x`` (batch, time, in).
 
-    Computed as a 2D convolution of height 1 on the channels-last view of the
-    same memory, which oneDNN runs about 2x faster than a product over
-    concatenated taps; the output (batch, time, out) is again contiguous.
-    (oneDNN's bias gradient costs more than the convolution here: the bias
-    is added by :func:`_add_product`.)
+    ``weight`` is a Conv1d weight (out, in, k). The convolution runs as a 2D
+    one of height 1 on the channels-last view of the same memory, and its
+    output (batch, time, out) is again contiguous. For 16-32 channels oneDNN
+    runs it about 2x faster than in (batch, channels, time) layout, and runs
+    1x1 ones faster than a matrix product: 16 -> 16 channels over 100,000
+    rows take 2.3 ms forward and backward against 3.7 ms for ``torch.mm``.
+    Element-wise work stays on the 3D view: on the 4D channels-last tensors
+    autograd would return gradients in the other layout and copy them back.
     """
-    h = F.conv2d(x.transpose(1, 2).unsqueeze(2), weight.unsqueeze(2), None,
+    h = F.conv2d(x.transpose(1, 2).unsqueeze(2), weight.unsqueeze(2), bias,
                  dilation=(1, dilation))
     return h.squeeze(2).transpose(1, 2)
-
-
-def _add_product(y, x, weight_t):
-    """``y + x @ weight_t`` for time-major ``y`` (batch, time, out), in one addmm.
-
-    ``weight_t`` is (in, out), stored row-major. Written as ``x @ weight_t``
-    rather than ``F.linear``, the weight gradient is ``x.T @ grad`` ((in, rows)
-    times (rows, out)): 3x faster than ``grad.T @ x`` when ``in`` is the small
-    side. (torch keeps the gradient in the layout of ``weight_t``: a
-    transposed view would bring back the slow orientation.)
-    """
-    out = torch.addmm(y.reshape(-1, y.shape[-1]), x.reshape(-1, x.shape[-1]), weight_t)
-    return out.view(y.shape)
 
 
 def _conv_time_major(x, weight, bias, dilation=1, extra=None, extra_weight=None):
@@ -292,8 +287,8 @@ def _conv_time_major(x, weight, bias, dilation=1, extra=None, extra_weight=None)
         w = torch.cat([w, extra_weight], dim=1)
     h = taps[0] if len(taps) == 1 else torch.cat(taps, dim=2)
     # x @ W with W = w.T stored row-major, rather than F.linear: the weight
-    # gradient is then h.T @ grad, the fast orientation for these few input
-    # columns (see _add_product).
+    # gradient is then h.T @ grad, 3x faster than grad.T @ h for these few
+    # input columns (torch keeps a gradient in its weight's layout).
     h2d, w = h.reshape(-1, h.shape[-1]), w.t().contiguous()
     out = torch.mm(h2d, w) if bias is None else torch.addmm(bias, h2d, w)
     return out.view(*h.shape[:-1], out_ch)
