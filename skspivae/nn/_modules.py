@@ -34,6 +34,41 @@ def _channels_last(x):
     return x.unsqueeze(2).contiguous(memory_format=torch.channels_last)
 
 
+class _ConvReLU(torch.autograd.Function):
+    """``relu(conv2d(x, weight, bias))``, unpadded, with a cheap bias gradient.
+
+    The forward pass is oneDNN's, bias fused. In the backward pass oneDNN's
+    bias gradient costs more than a column sum: for 16 channels over a
+    batch of 256 x 395, its backward takes 5.0-6.4 ms without the bias and
+    8.1 ms with it, while ``grad.sum`` takes 0.3 ms.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, transposed, dilation):
+        conv = F.conv_transpose2d if transposed else F.conv2d
+        out = conv(x, weight, bias, dilation=dilation).relu_()
+        ctx.save_for_backward(x, weight, out)
+        ctx.transposed, ctx.dilation = transposed, dilation
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        x, weight, out = ctx.saved_tensors
+        grad = torch.ops.aten.threshold_backward(grad, out, 0)
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        grad_x, grad_w, _ = torch.ops.aten.convolution_backward(
+            grad, x, weight, None, [1, 1], [0, 0], list(ctx.dilation),
+            ctx.transposed, [0, 0], 1, [need_x, need_w, False])
+        grad_b = grad.sum((0, 2, 3)) if need_b else None
+        return grad_x, grad_w, grad_b, None, None
+
+
+def _conv_relu(x, weight, bias, transposed=False, dilation=(1, 1)):
+    """ReLU of an unpadded 2D (transposed) convolution; see :class:`_ConvReLU`."""
+    return _ConvReLU.apply(x, weight, bias, transposed, dilation)
+
+
 class Encoder(nn.Module):
     """Convolutional encoder: displacements -> (mu, logvar) of the latent.
 
@@ -89,7 +124,7 @@ class Encoder(nn.Module):
         h = F.relu(_conv_time_major(dx.transpose(1, 2), first.weight, first.bias))
         h = h.transpose(1, 2).unsqueeze(2)  # (batch, channels, 1, time), channels-last
         for conv in rest:
-            h = F.relu(F.conv2d(h, conv.weight.unsqueeze(2), conv.bias))
+            h = _conv_relu(h, conv.weight.unsqueeze(2), conv.bias)
         size = (1, self.pool_size)
         h = torch.cat([F.adaptive_avg_pool2d(h, size),
                        F.adaptive_max_pool2d(h, size)], dim=1).flatten(1)
@@ -140,7 +175,7 @@ class ConditioningDecoder(nn.Module):
         h = _channels_last(h.view(-1, self.channels, self.width))
         h = F.interpolate(h, size=(1, length - self.grow), mode="bilinear")
         for conv in self.convs:  # 2D channels-last, as in the encoder
-            h = F.relu(F.conv_transpose2d(h, conv.weight.unsqueeze(2), conv.bias))
+            h = _conv_relu(h, conv.weight.unsqueeze(2), conv.bias, transposed=True)
         return h.squeeze(2)  # (batch, out, length), stored time-major
 
 
