@@ -363,7 +363,7 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                                         stages[0].beta_at(0), rng)
             self.module_ = module
             self._config = config
-            self._optimizer = torch.optim.Adam(module.parameters(), lr=self.lr)
+            self._optimizer = _training.make_optimizer(module.parameters(), self.lr)
             self.history_ = []
         callbacks = list(self.callbacks or [])
         early = None
@@ -421,7 +421,7 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             generator = torch.Generator(device=device)
             generator.manual_seed(int(seed))
             trainer = _training.Trainer(
-                candidate, torch.optim.Adam(candidate.parameters(), lr=self.lr),
+                candidate, _training.make_optimizer(candidate.parameters(), self.lr),
                 batch_size=self.batch_size, lr=self.lr, lr_schedule=self.lr_schedule,
                 clip_grad_norm=self.clip_grad_norm, generator=generator,
                 nll_offset=float(np.log(self.input_scale_)),
@@ -850,7 +850,7 @@ default=None
         if "module_" in state:
             device = _resolve_device(self.device, strict=False)
             self.module_.to(device)
-            self._optimizer = torch.optim.Adam(self.module_.parameters(), lr=self.lr)
+            self._optimizer = _training.make_optimizer(self.module_.parameters(), self.lr)
             if opt_state is not None:
                 self._optimizer.load_state_dict(opt_state)
 
@@ -964,7 +964,7 @@ default=None
         module.load_state_dict(payload["state_dict"])
         est.module_ = module.to(_resolve_device(est.device, strict=False))
         est._config = config
-        est._optimizer = torch.optim.Adam(est.module_.parameters(), lr=est.lr)
+        est._optimizer = _training.make_optimizer(est.module_.parameters(), est.lr)
         fitted = payload["fitted"]
         est.history_ = fitted["history_"]
         est.n_features_in_ = fitted["n_features_in_"]

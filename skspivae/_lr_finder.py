@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ._schedules import Stage
-from ._training import NonFiniteLossError, Trainer
+from ._training import NonFiniteLossError, Trainer, make_optimizer
 
 SMOOTHING = 0.98  # fastai's AvgSmoothLoss
 
@@ -109,7 +109,7 @@ def find_lr(module, data, *, batch_size, generator, beta=0.0, clip_grad_norm=Non
     -------
     LRFinderResult
     """
-    optimizer = torch.optim.Adam(module.parameters(), lr=start_lr)
+    optimizer = make_optimizer(module.parameters(), start_lr)
     recorder = _SweepRecorder(start_lr, end_lr, num_it,
                               math.inf if stop_div is None else stop_div)
 
