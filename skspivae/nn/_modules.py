@@ -286,10 +286,10 @@ class WaveNet(nn.Module):
                                         add=[x[:, x.shape[1] - n:]], alpha=res_scale)
                 offset = res_scale * (offset + proj.bias[s:])
             else:
-                skips = _conv_channels_last(
+                skip_sum = _conv_channels_last(
                     g, skip_weight, add=[skip[:, skip.shape[1] - n:] for skip in skips])
         skip_bias = skip_scale * sum(proj.bias[:s] for proj in self.skip_res)
-        h = F.relu(skips + skip_bias)
+        h = F.relu(skip_sum + skip_bias)
         h = F.relu(_conv_channels_last(h, self.head[1].weight, self.head[1].bias))
         out = _conv_channels_last(h, self.head[3].weight, self.head[3].bias)
         return out.transpose(1, 2)
