@@ -8,7 +8,10 @@ object that owns the loop (the estimator) at the end of every batch and epoch.
 
 import contextlib
 import copy
+import ctypes
 import math
+import sys
+import threading
 import time
 
 import torch
@@ -29,6 +32,74 @@ def flush_denormals():
         yield supported
     finally:
         torch.set_flush_denormal(False)
+
+
+# glibc's mallopt parameters, and the largest mmap threshold it accepts on
+# 64-bit systems (where its own dynamic threshold stops growing).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP_THRESHOLD_MAX = 32 * 2**20
+_malloc_lock = threading.Lock()
+_malloc_users = 0
+
+
+def _glibc():
+    """The process's C library if it is glibc, else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None)
+        libc.gnu_get_libc_version, libc.mallopt, libc.malloc_trim  # noqa: B018
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+@contextlib.contextmanager
+def keep_freed_memory():
+    """Let glibc's ``malloc`` keep the memory that training steps free.
+
+    Every CPU step allocates and frees the same activations and gradients,
+    blocks of up to 13 MB for the default model. By default glibc gives much
+    of that back to the operating system after each step and page-faults it
+    in again at the next: 16,000-19,000 page faults and about 50 ms of
+    system time per batch of 256, and every fresh tensor is slow to write
+    (a 32-channel sum into fresh memory took 4-6 ms, in place 1.4 ms).
+    Inside this context blocks up to 32 MiB come from the heap and the heap
+    is not trimmed; the process keeps the memory of its largest step, which
+    it had needed anyway. On exit the trim threshold becomes 64 MiB, which is
+    where glibc's own dynamic thresholds end up after freeing such blocks,
+    and the free memory is handed back (``malloc_trim``). Elsewhere than
+    glibc this does nothing.
+
+    Yields whether the allocator was tuned. Nested and concurrent uses are
+    counted; the last one out restores.
+    """
+    global _malloc_users
+    libc = _glibc()
+    if libc is None:
+        yield False
+        return
+    with _malloc_lock:
+        if _malloc_users == 0:
+            libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_MAX)
+            libc.mallopt(_M_TRIM_THRESHOLD, 2**30)
+        _malloc_users += 1
+    try:
+        yield True
+    finally:
+        with _malloc_lock:
+            _malloc_users -= 1
+            if _malloc_users == 0:
+                libc.mallopt(_M_TRIM_THRESHOLD, 2 * _MMAP_THRESHOLD_MAX)
+                libc.malloc_trim(0)
+
+
+@contextlib.contextmanager
+def process_settings():
+    """The process-wide settings training runs under, each restored after:
+    :func:`flush_denormals` and :func:`keep_freed_memory`."""
+    with flush_denormals(), keep_freed_memory():
+        yield
 
 
 def make_optimizer(parameters, lr):
