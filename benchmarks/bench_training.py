@@ -21,9 +21,8 @@ paper's default model (262,885 parameters), batch 256, at
 The plain loop as it is runs first, ``--repeats`` times (keeping its best),
 before anything has changed the process's settings (``fit`` leaves glibc's
 allocator with the thresholds its own dynamic rule reaches for large blocks);
-the other rows run in
-``--repeats`` interleaved rounds (each keeps its best time), so that they see
-the same load and their ratios are meaningful.
+the other rows run in ``--repeats`` interleaved rounds (each keeps its best
+time), so that they see the same load and their ratios are meaningful.
 
 The data are fBM on the paper's ranges (alpha uniform in 0.2-1.8, D log-uniform
 in 1e-5-1e-2), so the smallest displacements are those that make denormals.
