@@ -64,9 +64,23 @@ class _ConvReLU(torch.autograd.Function):
         return grad_x, grad_w, grad_b, None, None
 
 
-def _conv_relu(x, weight, bias, transposed=False, dilation=(1, 1)):
+def _conv_relu(x, weight, bias, transposed=False, dilation=1):
     """ReLU of an unpadded 2D (transposed) convolution; see :class:`_ConvReLU`."""
-    return _ConvReLU.apply(x, weight, bias, transposed, dilation)
+    return _ConvReLU.apply(x, weight, bias, transposed,
+                           _dilation_2d(dilation, weight.shape[-1], x.device))
+
+
+def _dilation_2d(dilation, kernel_size, device):
+    """The 2D dilation of a height-1 convolution over time.
+
+    The height dilation does nothing to the result (the kernel has height
+    1), but with it oneDNN computes the weight gradient of a dilation-1
+    kernel by its GEMM method instead of its direct one: 5-6.5 ms instead of
+    8 ms for 16 -> 32 channels of kernel 3 over 256 x 397 steps, and a
+    training step 2-3% faster.
+    """
+    cpu_trick = dilation == 1 and kernel_size > 1 and device.type == "cpu"
+    return (2 if cpu_trick else 1, dilation)
 
 
 class Encoder(nn.Module):
@@ -313,7 +327,7 @@ def _conv_channels_last(x, weight, bias=None, dilation=1, add=(), alpha=1.0):
     (most of it page faults on the fresh memory) against 1.4 ms in place.
     """
     h = F.conv2d(x.transpose(1, 2).unsqueeze(2), weight.unsqueeze(2), bias,
-                 dilation=(1, dilation))
+                 dilation=_dilation_2d(dilation, weight.shape[-1], x.device))
     for term in add:
         h.add_(term.transpose(1, 2).unsqueeze(2), alpha=alpha)
     return h.squeeze(2).transpose(1, 2)
