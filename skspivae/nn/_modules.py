@@ -260,7 +260,8 @@ class WaveNet(nn.Module):
         Internally time-major, (batch, time, channels): every convolution,
         1x1 ones included, runs on the channels-last view of that memory,
         where oneDNN computes these narrow products 1.6-2.1x faster than a
-        matrix product (see :func:`_conv_channels_last`).
+        matrix product (see :func:`_conv_channels_last`). The blocks and the
+        head run as one autograd function, :class:`_WaveNetStack`.
 
         The biases cost no gradient pass of their own. Those of the input and
         residual convolutions only shift ``x`` by a constant per channel, so
@@ -268,7 +269,6 @@ class WaveNet(nn.Module):
         convolution's bias; that bias rides on the conditioning projection, as
         the weight of a column of ones. The skip biases are summed once.
         """
-        length = dx.shape[-1]
         r, s = self.residual_channels, self.skip_channels
         n_blocks = len(self.dilations)
         res_scale, skip_scale = math.sqrt(0.5), math.sqrt(1.0 / n_blocks)
@@ -277,36 +277,149 @@ class WaveNet(nn.Module):
         weight, offset = self._input_kernel()
         # x (batch, length - 2, r) without its bias, which is ``offset``.
         x = _conv_time_major(dx.transpose(1, 2)[:, :-1], weight, None)
-        skips = []
+        dilated, cond, skip, res = [], [], [], []
         for i, (conv, proj) in enumerate(zip(self.dilated, self.skip_res)):
             # The dilated conv of x + offset is that of x plus this bias.
             bias = conv.bias + conv.weight.sum(2) @ offset
-            cond_weight = torch.cat([self.cond.weight[i * 2 * r:(i + 1) * 2 * r],
-                                     bias[:, None, None]], dim=1)
-            n = x.shape[1] - conv.dilation[0] * (conv.kernel_size[0] - 1)
-            y = _conv_channels_last(x, conv.weight, dilation=conv.dilation[0],
-                                    add=[_conv_channels_last(c[:, length - n:],
-                                                             cond_weight)])
-            g = F.glu(y, dim=2)  # a * sigmoid(b) of the halves, (batch, n, r)
-            # The scales sqrt(1/n_blocks) and sqrt(1/2) ride in the small
-            # weights. Skips run over all of g (a sliced input would be
-            # copied). The last block has exactly the head's columns:
-            # the other skips' last columns are added into its skip, and its
-            # residual is never read.
-            skip_weight = proj.weight[:s] * skip_scale
-            if i < n_blocks - 1:
-                skips.append(_conv_channels_last(g, skip_weight))
-                x = _conv_channels_last(g, proj.weight[s:] * res_scale,
-                                        add=[x[:, x.shape[1] - n:]], alpha=res_scale)
+            dilated.append(conv.weight)
+            cond.append(torch.cat([self.cond.weight[i * 2 * r:(i + 1) * 2 * r],
+                                   bias[:, None, None]], dim=1))
+            # The scales sqrt(1/n_blocks) and sqrt(1/2) ride in the weights.
+            skip.append(proj.weight[:s] * skip_scale)
+            if i < n_blocks - 1:  # the last block's residual is never read
+                res.append(proj.weight[s:] * res_scale)
                 offset = res_scale * (offset + proj.bias[s:])
-            else:
-                skip_sum = _conv_channels_last(
-                    g, skip_weight, add=[skip[:, skip.shape[1] - n:] for skip in skips])
         skip_bias = skip_scale * sum(proj.bias[:s] for proj in self.skip_res)
-        h = F.relu(skip_sum + skip_bias)
-        h = F.relu(_conv_channels_last(h, self.head[1].weight, self.head[1].bias))
-        out = _conv_channels_last(h, self.head[3].weight, self.head[3].bias)
+        out = _WaveNetStack.apply(
+            tuple(self.dilations), res_scale, x, c, *dilated, *cond, *skip, *res,
+            skip_bias, self.head[1].weight, self.head[1].bias,
+            self.head[3].weight, self.head[3].bias)
         return out.transpose(1, 2)
+
+
+def _cl(x):
+    """Time-major (batch, time, channels) -> its channels-last (batch, channels, 1, time) view."""
+    return x.transpose(1, 2).unsqueeze(2)
+
+
+def _conv(x, weight, bias=None, dilation=1):
+    """Unpadded convolution of time-major ``x`` by a Conv1d ``weight``; time-major out."""
+    return F.conv2d(_cl(x), weight.unsqueeze(2), bias,
+                    dilation=_dilation_2d(dilation, weight.shape[-1], x.device)
+                    ).squeeze(2).transpose(1, 2)
+
+
+def _conv_backward(grad, x, weight, dilation=1, need_x=True):
+    """Gradients of :func:`_conv` (without bias) for ``x`` and ``weight``."""
+    grad_x, grad_w, _ = torch.ops.aten.convolution_backward(
+        _cl(grad), _cl(x), weight.unsqueeze(2), None, [1, 1], [0, 0],
+        list(_dilation_2d(dilation, weight.shape[-1], x.device)), False, [0, 0], 1,
+        [need_x, True, False])
+    if grad_x is not None:
+        grad_x = grad_x.squeeze(2).transpose(1, 2)
+    return grad_x, grad_w.squeeze(2)
+
+
+class _WaveNetStack(torch.autograd.Function):
+    """The WaveNet's gated residual blocks and head, with a hand-written backward.
+
+    Inputs: ``x`` (batch, time, r) after the input convolution, ``c``
+    (batch, length, cond + 1) with its column of ones, then per block the
+    dilated weights, the conditioning weights (the dilated bias as their
+    last column), the scaled skip weights and the scaled residual weights
+    (all but the last block), then the summed skip bias and the head's two
+    weights and biases. Returns (batch, time, out) for the head's columns.
+
+    The same function autograd would build from the plain ops, with fewer
+    passes over memory: gradients that reach a tensor from two places (a
+    block input from its dilated convolution and from the residual, a gate
+    output from its skip and residual convolutions, ``c`` from every block)
+    are added in place into one buffer, where autograd zero-fills a tensor
+    for every slice and adds the parts out of place.
+    """
+
+    @staticmethod
+    def forward(ctx, dilations, res_scale, x, c, *params):
+        n = len(dilations)
+        dilated, cond, skip = params[:n], params[n:2 * n], params[2 * n:3 * n]
+        res = params[3 * n:4 * n - 1]
+        skip_bias, w1, b1, w2, b2 = params[4 * n - 1:]
+        length = c.shape[1]
+        xs, ys, gs, skips = [], [], [], []
+        for i, d in enumerate(dilations):
+            m = x.shape[1] - d * (dilated[i].shape[-1] - 1)
+            # The conditioning projection's fresh output takes the dilated
+            # convolution in place: no new tensor for the sum.
+            y = _conv(c[:, length - m:], cond[i]).add_(_conv(x, dilated[i], dilation=d))
+            g = F.glu(y, dim=2)  # a * sigmoid(b) of the halves, (batch, m, r)
+            xs.append(x)
+            ys.append(y)
+            gs.append(g)
+            # Skips run over all of g (a sliced input would be copied); the
+            # last block has exactly the head's columns and takes the
+            # others' last columns.
+            skip_sum = _conv(g, skip[i])
+            if i < n - 1:
+                skips.append(skip_sum)
+                x = _conv(g, res[i]).add_(x[:, x.shape[1] - m:], alpha=res_scale)
+        for other in skips:
+            skip_sum.add_(other[:, other.shape[1] - skip_sum.shape[1]:])
+        h1 = skip_sum.add_(skip_bias).relu_()
+        h2 = _conv(h1, w1, b1).relu_()
+        ctx.dilations, ctx.res_scale = dilations, res_scale
+        if any(ctx.needs_input_grad):
+            ctx.save_for_backward(c, h1, h2, *xs, *ys, *gs, *params)
+        return _conv(h2, w2, b2)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        dilations, res_scale = ctx.dilations, ctx.res_scale
+        n = len(dilations)
+        c, h1, h2, *saved = ctx.saved_tensors
+        xs, ys, gs, params = saved[:n], saved[n:2 * n], saved[2 * n:3 * n], saved[3 * n:]
+        dilated, cond, skip = params[:n], params[n:2 * n], params[2 * n:3 * n]
+        res = params[3 * n:4 * n - 1]
+        _, w1, _, w2, _ = params[4 * n - 1:]
+        need_x, need_c = ctx.needs_input_grad[2:4]
+
+        grad = grad.contiguous()
+        grad_h2, grad_w2 = _conv_backward(grad, h2, w2)
+        grad_b2 = grad.sum((0, 1))
+        grad_h2 = torch.ops.aten.threshold_backward(grad_h2, h2, 0)
+        grad_h1, grad_w1 = _conv_backward(grad_h2, h1, w1)
+        grad_b1 = grad_h2.sum((0, 1))
+        grad_skip = torch.ops.aten.threshold_backward(grad_h1, h1, 0)
+        grad_skip_bias = grad_skip.sum((0, 1))
+        n_head = grad_skip.shape[1]
+
+        length = c.shape[1]
+        grad_c = torch.zeros_like(c) if need_c else None
+        grads = {name: [None] * n for name in ("dilated", "cond", "skip", "res")}
+        grad_x = None  # of the next block's input
+        for i in reversed(range(n)):
+            g, m = gs[i], gs[i].shape[1]
+            if i == n - 1:
+                grad_g, grads["skip"][i] = _conv_backward(grad_skip, g, skip[i])
+            else:
+                grad_g, grads["res"][i] = _conv_backward(grad_x, g, res[i])
+                grad_tail, grads["skip"][i] = _conv_backward(grad_skip, g[:, m - n_head:],
+                                                             skip[i])
+                grad_g[:, m - n_head:].add_(grad_tail)
+            grad_y = torch.ops.aten.glu_backward(grad_g, ys[i], 2)
+            grad_ci, grads["cond"][i] = _conv_backward(grad_y, c[:, length - m:], cond[i],
+                                                       need_x=need_c)
+            if need_c:
+                grad_c[:, length - m:].add_(grad_ci)
+            x = xs[i]
+            grad_xi, grads["dilated"][i] = _conv_backward(
+                grad_y, x, dilated[i], dilations[i], need_x=i > 0 or need_x)
+            if grad_xi is not None and grad_x is not None:  # the residual's share
+                grad_xi[:, x.shape[1] - m:].add_(grad_x, alpha=res_scale)
+            grad_x = grad_xi
+        return (None, None, grad_x, grad_c, *grads["dilated"], *grads["cond"],
+                *grads["skip"], *grads["res"][:n - 1], grad_skip_bias,
+                grad_w1, grad_b1, grad_w2, grad_b2)
 
 
 def _conv_channels_last(x, weight, bias=None, dilation=1, add=(), alpha=1.0):
