@@ -42,14 +42,15 @@ def _reference_grads(reference, module):
     return grads
 
 
-def test_same_function_as_plain_transcription():
+@pytest.mark.parametrize("layer_size, kernel", [(4, 3), (2, 2), (1, 3)])
+def test_same_function_as_plain_transcription(layer_size, kernel):
     torch.manual_seed(0)
-    module = SPIVAEModule()
+    module = SPIVAEModule(layer_size=layer_size, wavenet_kernel_size=kernel)
     with torch.no_grad():  # non-zero biases: the fast module folds them
         for name, p in module.named_parameters():
             if name.endswith("bias"):
                 p.normal_(0.0, 0.1)
-    reference = ReferenceSPIVAE()
+    reference = ReferenceSPIVAE(layer_size=layer_size, kernel_size=kernel)
     copy_weights(module, reference)
     dx = 0.05 * torch.randn(4, 1, 120)
     fast = module(dx, sample_latent=False)
@@ -57,7 +58,7 @@ def test_same_function_as_plain_transcription():
     for a, b in zip(fast, plain):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
     # Every gradient agrees too: the fused computation is the same function.
-    target = dx[:, 0, 32:]
+    target = dx[:, 0, module.receptive_field:]
     log_prob(fast.params, target).sum().backward()
     log_prob(reference(dx)[0], target).sum().backward()
     expected = _reference_grads(reference, module)

@@ -242,10 +242,12 @@ class WaveNet(nn.Module):
     scaled by sqrt(1/n_blocks). The head is ReLU, 1x1, ReLU, 1x1.
 
     The function is the plain one of the reference, computed faster: input
-    and causal convolutions fused into one kernel-2 convolution, all
-    convolutions in channels-last memory, the biases folded so that they need
-    no gradient pass of their own, the scales folded into the 1x1 weights,
-    and skips only over the columns the head reads (see
+    and causal convolutions fused into one kernel-2 convolution, and with the
+    first block's dilated convolution into one product over kernel-4 taps of
+    the displacements; all convolutions in channels-last memory; the biases
+    folded so that they need no gradient pass of their own and the scales
+    folded into the 1x1 weights; the blocks and the head as one autograd
+    function with a hand-written backward (see
     ``docs/benchmarks_training.rst`` for the measurements).
 
     Examples
@@ -313,14 +315,27 @@ class WaveNet(nn.Module):
         res_scale, skip_scale = math.sqrt(0.5), math.sqrt(1.0 / n_blocks)
         c = c.transpose(1, 2)  # (batch, length, cond)
         c = torch.cat([c, c.new_ones(c.shape[:2] + (1,))], dim=2)
-        weight, offset = self._input_kernel()
-        # x (batch, length - 2, r) without its bias, which is ``offset``.
-        x = _conv(_taps(dx[:, :, :-1], 2), weight[:, 0, :, None])
-        dilated, cond, skip, res = [], [], [], []
+        weight, offset = self._input_kernel()  # (r, 1, k_in), (r,)
+        # The first block's dilated convolution of the input convolution is
+        # one convolution of dx with a longer kernel, a product over its taps.
+        first, k_in = self.dilated[0], weight.shape[-1]
+        d0 = first.dilation[0]
+        span = d0 * (first.kernel_size[0] - 1) + k_in
+        first_weight = sum(
+            F.pad(first.weight[:, :, k] @ weight[:, 0], (k * d0, span - k * d0 - k_in))
+            for k in range(first.kernel_size[0]))  # (2r, span)
+        taps = _taps(dx[:, :, :-1], span)  # (batch, m0, span)
+        # The input convolution itself is read only by the first residual:
+        # x (batch, m0, r) over the first block's columns, without its bias,
+        # which is ``offset``.
+        m0 = taps.shape[1]
+        x = _conv(_taps(dx[:, :, -(m0 + k_in):-1], k_in), weight[:, 0, :, None])
+        dilated, cond, skip, res = [first_weight[:, :, None]], [], [], []
         for i, (conv, proj) in enumerate(zip(self.dilated, self.skip_res)):
             # The dilated conv of x + offset is that of x plus this bias.
             bias = conv.bias + conv.weight.sum(2) @ offset
-            dilated.append(conv.weight)
+            if i > 0:
+                dilated.append(conv.weight)
             cond.append(torch.cat([self.cond.weight[i * 2 * r:(i + 1) * 2 * r],
                                    bias[:, None, None]], dim=1))
             # The scales sqrt(1/n_blocks) and sqrt(1/2) ride in the weights.
@@ -330,7 +345,7 @@ class WaveNet(nn.Module):
                 offset = res_scale * (offset + proj.bias[s:])
         skip_bias = skip_scale * sum(proj.bias[:s] for proj in self.skip_res)
         out = _WaveNetStack.apply(
-            tuple(self.dilations), res_scale, x, c, *dilated, *cond, *skip, *res,
+            tuple(self.dilations), res_scale, taps, x, c, *dilated, *cond, *skip, *res,
             skip_bias, self.head[1].weight, self.head[1].bias,
             self.head[3].weight, self.head[3].bias)
         return out.transpose(1, 2)
@@ -371,12 +386,20 @@ def _conv_backward(grad, x, weight, dilation=1, need_x=True):
 class _WaveNetStack(torch.autograd.Function):
     """The WaveNet's gated residual blocks and head, with a hand-written backward.
 
-    Inputs: ``x`` (batch, time, r) after the input convolution, ``c``
-    (batch, length, cond + 1) with its column of ones, then per block the
-    dilated weights, the conditioning weights (the dilated bias as their
-    last column), the scaled skip weights and the scaled residual weights
-    (all but the last block), then the summed skip bias and the head's two
-    weights and biases. Returns (batch, time, out) for the head's columns.
+    Inputs:
+    - ``taps`` (batch, m0, span): the displacements the first block's
+      dilated convolution reads, folded with the input convolution, whose
+      weight (2r, span, 1) comes first in ``params``;
+    - ``x`` (batch, m0, r): the input convolution over the first block's
+      columns, which its residual reads;
+    - ``c`` (batch, length, cond + 1) with its column of ones;
+    - ``params``: per block the dilated weights (the first one folded as
+      above), the conditioning weights (the dilated bias as their last
+      column), the scaled skip weights and the scaled residual weights (all
+      but the last block); then the summed skip bias and the head's two
+      weights and biases.
+
+    Returns (batch, time, out) for the head's columns.
 
     The same function autograd would build from the plain ops, with fewer
     passes over memory: gradients that reach a tensor from two places (a
@@ -387,7 +410,7 @@ class _WaveNetStack(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, dilations, res_scale, x, c, *params):
+    def forward(ctx, dilations, res_scale, taps, x, c, *params):
         n = len(dilations)
         dilated, cond, skip = params[:n], params[n:2 * n], params[2 * n:3 * n]
         res = params[3 * n:4 * n - 1]
@@ -395,10 +418,12 @@ class _WaveNetStack(torch.autograd.Function):
         length = c.shape[1]
         xs, ys, gs, skips = [], [], [], []
         for i, d in enumerate(dilations):
-            m = x.shape[1] - d * (dilated[i].shape[-1] - 1)
-            # The conditioning projection's fresh output takes the dilated
-            # convolution in place: no new tensor for the sum.
-            y = _conv(c[:, length - m:], cond[i]).add_(_conv(x, dilated[i], dilation=d))
+            if i == 0:
+                m, y = x.shape[1], _conv(taps, dilated[0])
+            else:
+                m = x.shape[1] - d * (dilated[i].shape[-1] - 1)
+                y = _conv(x, dilated[i], dilation=d)
+            y.add_(_conv(c[:, length - m:], cond[i]))
             g = F.glu(y, dim=2)  # a * sigmoid(b) of the halves, (batch, m, r)
             xs.append(x)
             ys.append(y)
@@ -416,7 +441,7 @@ class _WaveNetStack(torch.autograd.Function):
         h2 = _conv(h1, w1, b1).relu_()
         ctx.dilations, ctx.res_scale = dilations, res_scale
         if any(ctx.needs_input_grad):
-            ctx.save_for_backward(c, h1, h2, *xs, *ys, *gs, *params)
+            ctx.save_for_backward(taps, c, h1, h2, *xs, *ys, *gs, *params)
         return _conv(h2, w2, b2)
 
     @staticmethod
@@ -424,12 +449,12 @@ class _WaveNetStack(torch.autograd.Function):
     def backward(ctx, grad):
         dilations, res_scale = ctx.dilations, ctx.res_scale
         n = len(dilations)
-        c, h1, h2, *saved = ctx.saved_tensors
+        taps, c, h1, h2, *saved = ctx.saved_tensors
         xs, ys, gs, params = saved[:n], saved[n:2 * n], saved[2 * n:3 * n], saved[3 * n:]
         dilated, cond, skip = params[:n], params[n:2 * n], params[2 * n:3 * n]
         res = params[3 * n:4 * n - 1]
         _, w1, _, w2, _ = params[4 * n - 1:]
-        need_x, need_c = ctx.needs_input_grad[2:4]
+        need_x, need_c = ctx.needs_input_grad[3:5]
 
         grad = grad.contiguous()
         grad_h2, grad_w2 = _conv_backward(grad, h2, w2)
@@ -460,12 +485,17 @@ class _WaveNetStack(torch.autograd.Function):
             if need_c:
                 grad_c[:, length - m:].add_(grad_ci)
             x = xs[i]
-            grad_xi, grads["dilated"][i] = _conv_backward(
-                grad_y, x, dilated[i], dilations[i], need_x=i > 0 or need_x)
-            if grad_xi is not None and grad_x is not None:  # the residual's share
+            if i == 0:  # x is read only by the residual
+                _, grads["dilated"][0] = _conv_backward(grad_y, taps, dilated[0],
+                                                        need_x=False)
+                grad_x = grad_x * res_scale if need_x and grad_x is not None else None
+                break
+            grad_xi, grads["dilated"][i] = _conv_backward(grad_y, x, dilated[i],
+                                                          dilations[i])
+            if grad_x is not None:  # the residual's share
                 grad_xi[:, x.shape[1] - m:].add_(grad_x, alpha=res_scale)
             grad_x = grad_xi
-        return (None, None, grad_x, grad_c, *grads["dilated"], *grads["cond"],
+        return (None, None, None, grad_x, grad_c, *grads["dilated"], *grads["cond"],
                 *grads["skip"], *grads["res"][:n - 1], grad_skip_bias,
                 grad_w1, grad_b1, grad_w2, grad_b2)
 
