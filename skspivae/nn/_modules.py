@@ -345,7 +345,7 @@ class WaveNet(nn.Module):
                 offset = res_scale * (offset + proj.bias[s:])
         skip_bias = skip_scale * sum(proj.bias[:s] for proj in self.skip_res)
         out = _WaveNetStack.apply(
-            tuple(self.dilations), res_scale, taps, x, c, *dilated, *cond, *skip, *res,
+            tuple(self.dilations), res_scale, torch.is_grad_enabled(), taps, x, c, *dilated, *cond, *skip, *res,
             skip_bias, self.head[1].weight, self.head[1].bias,
             self.head[3].weight, self.head[3].bias)
         return out.transpose(1, 2)
@@ -386,7 +386,7 @@ def _conv_backward(grad, x, weight, dilation=1, need_x=True):
 class _WaveNetStack(torch.autograd.Function):
     """The WaveNet's gated residual blocks and head, with a hand-written backward.
 
-    Inputs:
+    Inputs (``keep``: whether to keep what the backward pass needs):
     - ``taps`` (batch, m0, span): the displacements the first block's
       dilated convolution reads, folded with the input convolution, whose
       weight (2r, span, 1) comes first in ``params``;
@@ -410,7 +410,7 @@ class _WaveNetStack(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, dilations, res_scale, taps, x, c, *params):
+    def forward(ctx, dilations, res_scale, keep, taps, x, c, *params):
         n = len(dilations)
         dilated, cond, skip = params[:n], params[n:2 * n], params[2 * n:3 * n]
         res = params[3 * n:4 * n - 1]
@@ -425,9 +425,10 @@ class _WaveNetStack(torch.autograd.Function):
                 y = _conv(x, dilated[i], dilation=d)
             y.add_(_conv(c[:, length - m:], cond[i]))
             g = F.glu(y, dim=2)  # a * sigmoid(b) of the halves, (batch, m, r)
-            xs.append(x)
-            ys.append(y)
-            gs.append(g)
+            if keep:  # for the backward pass
+                xs.append(x)
+                ys.append(y)
+                gs.append(g)
             # Skips run over all of g (a sliced input would be copied); the
             # last block has exactly the head's columns and takes the
             # others' last columns.
@@ -440,7 +441,7 @@ class _WaveNetStack(torch.autograd.Function):
         h1 = skip_sum.add_(skip_bias).relu_()
         h2 = _conv(h1, w1, b1).relu_()
         ctx.dilations, ctx.res_scale = dilations, res_scale
-        if any(ctx.needs_input_grad):
+        if keep:
             ctx.save_for_backward(taps, c, h1, h2, *xs, *ys, *gs, *params)
         return _conv(h2, w2, b2)
 
@@ -454,7 +455,7 @@ class _WaveNetStack(torch.autograd.Function):
         dilated, cond, skip = params[:n], params[n:2 * n], params[2 * n:3 * n]
         res = params[3 * n:4 * n - 1]
         _, w1, _, w2, _ = params[4 * n - 1:]
-        need_x, need_c = ctx.needs_input_grad[3:5]
+        need_x, need_c = ctx.needs_input_grad[4:6]
 
         grad = grad.contiguous()
         grad_h2, grad_w2 = _conv_backward(grad, h2, w2)
@@ -495,7 +496,7 @@ class _WaveNetStack(torch.autograd.Function):
             if grad_x is not None:  # the residual's share
                 grad_xi[:, x.shape[1] - m:].add_(grad_x, alpha=res_scale)
             grad_x = grad_xi
-        return (None, None, None, grad_x, grad_c, *grads["dilated"], *grads["cond"],
+        return (None, None, None, None, grad_x, grad_c, *grads["dilated"], *grads["cond"],
                 *grads["skip"], *grads["res"][:n - 1], grad_skip_bias,
                 grad_w1, grad_b1, grad_w2, grad_b2)
 
