@@ -57,10 +57,11 @@ class _ConvReLU(torch.autograd.Function):
         x, weight, out = ctx.saved_tensors
         grad = torch.ops.aten.threshold_backward(grad, out, 0)
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        # The bias gradient first, while ``grad`` is still in the cache.
+        grad_b = grad.sum((0, 2, 3)) if need_b else None
         grad_x, grad_w, _ = torch.ops.aten.convolution_backward(
             grad, x, weight, None, [1, 1], [0, 0], list(ctx.dilation),
             ctx.transposed, [0, 0], 1, [need_x, need_w, False])
-        grad_b = grad.sum((0, 2, 3)) if need_b else None
         return grad_x, grad_w, grad_b, None, None
 
 
@@ -457,12 +458,13 @@ class _WaveNetStack(torch.autograd.Function):
         _, w1, _, w2, _ = params[4 * n - 1:]
         need_x, need_c = ctx.needs_input_grad[4:6]
 
+        # Each bias gradient right after its gradient, while it is in the cache.
         grad = grad.contiguous()
-        grad_h2, grad_w2 = _conv_backward(grad, h2, w2)
         grad_b2 = grad.sum((0, 1))
+        grad_h2, grad_w2 = _conv_backward(grad, h2, w2)
         grad_h2 = torch.ops.aten.threshold_backward(grad_h2, h2, 0)
-        grad_h1, grad_w1 = _conv_backward(grad_h2, h1, w1)
         grad_b1 = grad_h2.sum((0, 1))
+        grad_h1, grad_w1 = _conv_backward(grad_h2, h1, w1)
         grad_skip = torch.ops.aten.threshold_backward(grad_h1, h1, 0)
         grad_skip_bias = grad_skip.sum((0, 1))
         n_head = grad_skip.shape[1]
