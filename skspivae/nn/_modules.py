@@ -328,9 +328,9 @@ class WaveNet(nn.Module):
         taps = _taps(dx[:, :, :-1], span)  # (batch, m0, span)
         # The input convolution itself is read only by the first residual:
         # x (batch, m0, r) over the first block's columns, without its bias,
-        # which is ``offset``.
+        # which is ``offset``, and already times the residual scale.
         m0 = taps.shape[1]
-        x = _conv(_taps(dx[:, :, -(m0 + k_in):-1], k_in), weight[:, 0, :, None])
+        x = _conv(_taps(dx[:, :, -(m0 + k_in):-1], k_in), weight[:, 0, :, None] * res_scale)
         dilated, cond, skip, res = [first_weight[:, :, None]], [], [], []
         for i, (conv, proj) in enumerate(zip(self.dilated, self.skip_res)):
             # The dilated conv of x + offset is that of x plus this bias.
@@ -392,7 +392,7 @@ class _WaveNetStack(torch.autograd.Function):
       dilated convolution reads, folded with the input convolution, whose
       weight (2r, span, 1) comes first in ``params``;
     - ``x`` (batch, m0, r): the input convolution over the first block's
-      columns, which its residual reads;
+      columns times ``res_scale``, which its residual reads;
     - ``c`` (batch, length, cond + 1) with its column of ones;
     - ``params``: per block the dilated weights (the first one folded as
       above), the conditioning weights (the dilated bias as their last
@@ -417,17 +417,19 @@ class _WaveNetStack(torch.autograd.Function):
         res = params[3 * n:4 * n - 1]
         skip_bias, w1, b1, w2, b2 = params[4 * n - 1:]
         length = c.shape[1]
-        xs, ys, gs, skips = [], [], [], []
+        xs, cs, ys, gs, skips = [], [], [], [], []
         for i, d in enumerate(dilations):
             if i == 0:
                 m, y = x.shape[1], _conv(taps, dilated[0])
             else:
                 m = x.shape[1] - d * (dilated[i].shape[-1] - 1)
                 y = _conv(x, dilated[i], dilation=d)
-            y.add_(_conv(c[:, length - m:], cond[i]))
+            ci = c[:, length - m:].contiguous()  # read again by the backward pass
+            y.add_(_conv(ci, cond[i]))
             g = F.glu(y, dim=2)  # a * sigmoid(b) of the halves, (batch, m, r)
             if keep:  # for the backward pass
                 xs.append(x)
+                cs.append(ci)
                 ys.append(y)
                 gs.append(g)
             # Skips run over all of g (a sliced input would be copied); the
@@ -436,14 +438,15 @@ class _WaveNetStack(torch.autograd.Function):
             skip_sum = _conv(g, skip[i])
             if i < n - 1:
                 skips.append(skip_sum)
-                x = _conv(g, res[i]).add_(x[:, x.shape[1] - m:], alpha=res_scale)
+                x = _conv(g, res[i]).add_(x[:, x.shape[1] - m:],
+                                          alpha=res_scale if i > 0 else 1.0)
         for other in skips:
             skip_sum.add_(other[:, other.shape[1] - skip_sum.shape[1]:])
         h1 = skip_sum.add_(skip_bias).relu_()
         h2 = _conv(h1, w1, b1).relu_()
         ctx.dilations, ctx.res_scale = dilations, res_scale
         if keep:
-            ctx.save_for_backward(taps, c, h1, h2, *xs, *ys, *gs, *params)
+            ctx.save_for_backward(taps, c, h1, h2, *xs, *cs, *ys, *gs, *params)
         return _conv(h2, w2, b2)
 
     @staticmethod
@@ -452,7 +455,8 @@ class _WaveNetStack(torch.autograd.Function):
         dilations, res_scale = ctx.dilations, ctx.res_scale
         n = len(dilations)
         taps, c, h1, h2, *saved = ctx.saved_tensors
-        xs, ys, gs, params = saved[:n], saved[n:2 * n], saved[2 * n:3 * n], saved[3 * n:]
+        xs, cs, ys, gs = (saved[k * n:(k + 1) * n] for k in range(4))
+        params = saved[4 * n:]
         dilated, cond, skip = params[:n], params[n:2 * n], params[2 * n:3 * n]
         res = params[3 * n:4 * n - 1]
         _, w1, _, w2, _ = params[4 * n - 1:]
@@ -483,7 +487,7 @@ class _WaveNetStack(torch.autograd.Function):
                                                              skip[i])
                 grad_g[:, m - n_head:].add_(grad_tail)
             grad_y = torch.ops.aten.glu_backward(grad_g, ys[i], 2)
-            grad_ci, grads["cond"][i] = _conv_backward(grad_y, c[:, length - m:], cond[i],
+            grad_ci, grads["cond"][i] = _conv_backward(grad_y, cs[i], cond[i],
                                                        need_x=need_c)
             if need_c:
                 grad_c[:, length - m:].add_(grad_ci)
@@ -491,7 +495,7 @@ class _WaveNetStack(torch.autograd.Function):
             if i == 0:  # x is read only by the residual
                 _, grads["dilated"][0] = _conv_backward(grad_y, taps, dilated[0],
                                                         need_x=False)
-                grad_x = grad_x * res_scale if need_x and grad_x is not None else None
+                grad_x = grad_x if need_x else None  # x carries the scale
                 break
             grad_xi, grads["dilated"][i] = _conv_backward(grad_y, x, dilated[i],
                                                           dilations[i])
