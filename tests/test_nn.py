@@ -131,3 +131,16 @@ def test_any_length_down_to_minimum():
     module = SPIVAEModule()
     out = module(torch.randn(2, 1, module.min_length), sample_latent=False)
     assert out.params.shape == (2, 3, 1)
+
+
+def test_fused_conditioning_sum_matches_plain_ops():
+    # On CPU the conditioning is added inside oneDNN's convolution; the
+    # plain ops (float64 takes them) give the same values.
+    from skspivae.nn._modules import _conv, _conv_add_
+
+    torch.manual_seed(0)
+    x, weight = torch.randn(3, 50, 7), torch.randn(32, 7, 1)
+    out = torch.randn(3, 50, 32)  # time-major, as in the WaveNet
+    expected = out.double() + _conv(x.double(), weight.double())
+    got = _conv_add_(out.clone(), x, weight)
+    torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-5)
