@@ -435,12 +435,15 @@ class _WaveNetStack(torch.autograd.Function):
         res = params[3 * n:4 * n - 1]
         skip_bias, w1, b1, w2, b2 = params[4 * n - 1:]
         length = c.shape[1]
-        xs, cs, ys, gs, skips = [], [], [], [], []
-        for i, d in enumerate(dilations):
+        # Columns of each block; the last block's are the head's.
+        ms = [x.shape[1]]
+        for d, weight in zip(dilations[1:], dilated[1:]):
+            ms.append(ms[-1] - d * (weight.shape[-1] - 1))
+        xs, cs, ys, gs, tails = [], [], [], [], []
+        for i, (d, m) in enumerate(zip(dilations, ms)):
             if i == 0:
-                m, y = x.shape[1], _conv(taps, dilated[0])
+                y = _conv(taps, dilated[0])
             else:
-                m = x.shape[1] - d * (dilated[i].shape[-1] - 1)
                 y = _conv(x, dilated[i], dilation=d)
             ci = c[:, length - m:].contiguous()  # read again by the backward pass
             y = _conv_add_(y, ci, cond[i])
@@ -450,21 +453,21 @@ class _WaveNetStack(torch.autograd.Function):
                 cs.append(ci)
                 ys.append(y)
                 gs.append(g)
-            # Skips run over all of g (a sliced input would be copied); the
-            # last block has exactly the head's columns and takes the
-            # others' last columns.
-            skip_sum = _conv(g, skip[i])
+            # The skips only over the head's columns, summed in the
+            # convolutions' pass; the copied tail is kept for the backward.
+            tail = g[:, m - ms[-1]:].contiguous() if i < n - 1 else g
+            skip_sum = (_conv(tail, skip[0]) if i == 0 else
+                        _conv_add_(skip_sum, tail, skip[i]))
+            if keep:
+                tails.append(tail)
             if i < n - 1:
-                skips.append(skip_sum)
                 x = _conv(g, res[i]).add_(x[:, x.shape[1] - m:],
                                           alpha=res_scale if i > 0 else 1.0)
-        for other in skips:
-            skip_sum.add_(other[:, other.shape[1] - skip_sum.shape[1]:])
         h1 = skip_sum.add_(skip_bias).relu_()
         h2 = _conv(h1, w1, b1).relu_()
         ctx.dilations, ctx.res_scale = dilations, res_scale
         if keep:
-            ctx.save_for_backward(taps, c, h1, h2, *xs, *cs, *ys, *gs, *params)
+            ctx.save_for_backward(taps, c, h1, h2, *xs, *cs, *ys, *gs, *tails, *params)
         return _conv(h2, w2, b2)
 
     @staticmethod
@@ -473,8 +476,8 @@ class _WaveNetStack(torch.autograd.Function):
         dilations, res_scale = ctx.dilations, ctx.res_scale
         n = len(dilations)
         taps, c, h1, h2, *saved = ctx.saved_tensors
-        xs, cs, ys, gs = (saved[k * n:(k + 1) * n] for k in range(4))
-        params = saved[4 * n:]
+        xs, cs, ys, gs, tails = (saved[k * n:(k + 1) * n] for k in range(5))
+        params = saved[5 * n:]
         dilated, cond, skip = params[:n], params[n:2 * n], params[2 * n:3 * n]
         res = params[3 * n:4 * n - 1]
         _, w1, _, w2, _ = params[4 * n - 1:]
@@ -489,7 +492,6 @@ class _WaveNetStack(torch.autograd.Function):
         grad_h1, grad_w1 = _conv_backward(grad_h2, h1, w1)
         grad_skip = torch.ops.aten.threshold_backward(grad_h1, h1, 0)
         grad_skip_bias = grad_skip.sum((0, 1))
-        n_head = grad_skip.shape[1]
 
         length = c.shape[1]
         grad_c = torch.zeros_like(c) if need_c else None
@@ -501,9 +503,8 @@ class _WaveNetStack(torch.autograd.Function):
                 grad_g, grads["skip"][i] = _conv_backward(grad_skip, g, skip[i])
             else:
                 grad_g, grads["res"][i] = _conv_backward(grad_x, g, res[i])
-                grad_tail, grads["skip"][i] = _conv_backward(grad_skip, g[:, m - n_head:],
-                                                             skip[i])
-                grad_g[:, m - n_head:].add_(grad_tail)
+                grad_tail, grads["skip"][i] = _conv_backward(grad_skip, tails[i], skip[i])
+                grad_g[:, m - grad_skip.shape[1]:].add_(grad_tail)
             grad_y = torch.ops.aten.glu_backward(grad_g, ys[i], 2)
             grad_ci, grads["cond"][i] = _conv_backward(grad_y, cs[i], cond[i],
                                                        need_x=need_c)
