@@ -109,7 +109,8 @@ class _AvgMaxPool(torch.autograd.Function):
         (index,) = ctx.saved_tensors
         batch, channels, _, size = index.shape
         grad_avg, grad_max = grad.view(batch, 2, channels, size).unbind(1)
-        # The average's bins as in adaptive_avg_pool: [floor(j n / size), ceil((j + 1) n / size)).
+        # The average's bins, as adaptive_avg_pool's:
+        # [floor(j n / size), ceil((j + 1) n / size)).
         n = ctx.length
         t = torch.arange(n, device=grad.device)
         j = torch.arange(size, device=grad.device)
@@ -302,7 +303,7 @@ class WaveNet(nn.Module):
         Internally time-major, (batch, time, channels): every convolution,
         1x1 ones included, runs on the channels-last view of that memory,
         where oneDNN computes these narrow products 1.6-2.1x faster than a
-        matrix product (see :func:`_conv_channels_last`). The blocks and the
+        matrix product (see :func:`_conv`). The blocks and the
         head run as one autograd function, :class:`_WaveNetStack`.
 
         The biases cost no gradient pass of their own. Those of the input and
@@ -330,7 +331,8 @@ class WaveNet(nn.Module):
         # x (batch, m0, r) over the first block's columns, without its bias,
         # which is ``offset``, and already times the residual scale.
         m0 = taps.shape[1]
-        x = _conv(_taps(dx[:, :, -(m0 + k_in):-1], k_in), weight[:, 0, :, None] * res_scale)
+        x = _conv(_taps(dx[:, :, -(m0 + k_in):-1], k_in),
+                  weight[:, 0, :, None] * res_scale)
         dilated, cond, skip, res = [first_weight[:, :, None]], [], [], []
         for i, (conv, proj) in enumerate(zip(self.dilated, self.skip_res)):
             # The dilated conv of x + offset is that of x plus this bias.
@@ -346,7 +348,8 @@ class WaveNet(nn.Module):
                 offset = res_scale * (offset + proj.bias[s:])
         skip_bias = skip_scale * sum(proj.bias[:s] for proj in self.skip_res)
         out = _WaveNetStack.apply(
-            tuple(self.dilations), res_scale, torch.is_grad_enabled(), taps, x, c, *dilated, *cond, *skip, *res,
+            tuple(self.dilations), res_scale, torch.is_grad_enabled(), taps, x, c,
+            *dilated, *cond, *skip, *res,
             skip_bias, self.head[1].weight, self.head[1].bias,
             self.head[3].weight, self.head[3].bias)
         return out.transpose(1, 2)
@@ -362,12 +365,20 @@ def _taps(dx, kernel_size, ones=False):
 
 
 def _cl(x):
-    """Time-major (batch, time, channels) -> its channels-last (batch, channels, 1, time) view."""
+    """Time-major (batch, time, channels) -> channels-last (batch, channels, 1, time) view."""
     return x.transpose(1, 2).unsqueeze(2)
 
 
 def _conv(x, weight, bias=None, dilation=1):
-    """Unpadded convolution of time-major ``x`` by a Conv1d ``weight``; time-major out."""
+    """Unpadded 1D convolution of time-major ``x`` (batch, time, in).
+
+    ``weight`` is a Conv1d weight (out, in, k). The convolution runs as a 2D
+    one of height 1 on the channels-last view of the same memory, and its
+    output (batch, time, out) is again contiguous. For 16-32 channels oneDNN
+    runs it about 2x faster than in (batch, channels, time) layout, and runs
+    1x1 ones faster than a matrix product: 16 -> 16 channels over 100,000
+    rows take 2.3 ms forward and backward against 3.7 ms for ``torch.mm``.
+    """
     return F.conv2d(_cl(x), weight.unsqueeze(2), bias,
                     dilation=_dilation_2d(dilation, weight.shape[-1], x.device)
                     ).squeeze(2).transpose(1, 2)
@@ -440,6 +451,7 @@ class _WaveNetStack(torch.autograd.Function):
         for d, weight in zip(dilations[1:], dilated[1:]):
             ms.append(ms[-1] - d * (weight.shape[-1] - 1))
         xs, cs, ys, gs, tails = [], [], [], [], []
+        skip_sum = None
         for i, (d, m) in enumerate(zip(dilations, ms)):
             if i == 0:
                 y = _conv(taps, dilated[0])
@@ -456,7 +468,7 @@ class _WaveNetStack(torch.autograd.Function):
             # The skips only over the head's columns, summed in the
             # convolutions' pass; the copied tail is kept for the backward.
             tail = g[:, m - ms[-1]:].contiguous() if i < n - 1 else g
-            skip_sum = (_conv(tail, skip[0]) if i == 0 else
+            skip_sum = (_conv(tail, skip[i]) if skip_sum is None else
                         _conv_add_(skip_sum, tail, skip[i]))
             if keep:
                 tails.append(tail)
@@ -524,30 +536,6 @@ class _WaveNetStack(torch.autograd.Function):
         return (None, None, None, None, grad_x, grad_c, *grads["dilated"], *grads["cond"],
                 *grads["skip"], *grads["res"][:n - 1], grad_skip_bias,
                 grad_w1, grad_b1, grad_w2, grad_b2)
-
-
-def _conv_channels_last(x, weight, bias=None, dilation=1, add=(), alpha=1.0):
-    """Unpadded 1D convolution of time-major ``x`` (batch, time, in).
-
-    ``weight`` is a Conv1d weight (out, in, k). The convolution runs as a 2D
-    one of height 1 on the channels-last view of the same memory, and its
-    output (batch, time, out) is again contiguous. For 16-32 channels oneDNN
-    runs it about 2x faster than in (batch, channels, time) layout, and runs
-    1x1 ones faster than a matrix product: 16 -> 16 channels over 100,000
-    rows take 2.3 ms forward and backward against 3.7 ms for ``torch.mm``.
-    Element-wise work stays on the 3D view: on the 4D channels-last tensors
-    autograd would return gradients in the other layout and copy them back.
-
-    ``alpha`` times each tensor of ``add`` (batch, time, out) is added in
-    place to the convolution's fresh output, which its backward pass does not
-    need: no new tensor, where an out-of-place sum of 32 channels took 4-6 ms
-    (most of it page faults on the fresh memory) against 1.4 ms in place.
-    """
-    h = F.conv2d(x.transpose(1, 2).unsqueeze(2), weight.unsqueeze(2), bias,
-                 dilation=_dilation_2d(dilation, weight.shape[-1], x.device))
-    for term in add:
-        h.add_(term.transpose(1, 2).unsqueeze(2), alpha=alpha)
-    return h.squeeze(2).transpose(1, 2)
 
 
 def _conv_time_major(x, weight, bias, dilation=1, extra=None, extra_weight=None):
