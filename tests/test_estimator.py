@@ -89,6 +89,46 @@ def test_fit_attributes(fitted, fbm):
     assert list(fitted.get_feature_names_out()) == ["spivae0", "spivae1", "spivae2"]
 
 
+def _fresh_kl(est, X):
+    """The validation KL per neuron, measured again on the final weights
+    (up to rounding: the displacements are computed in float64 here)."""
+    from skspivae import _training
+
+    rng = np.random.RandomState(0)  # random_state=0: the split fit drew
+    rng.randint(np.iinfo(np.int32).max)  # the module's seed, drawn first
+    order = rng.permutation(X.shape[0])
+    n_valid = int(round(est.validation_fraction * X.shape[0]))
+    dx = np.diff(X[order[:n_valid]], axis=1) / np.float32(est.input_scale_)
+    data = torch.as_tensor(dx.astype(np.float32)).unsqueeze(1)
+    _, kl = _training.per_trajectory_losses(
+        est.module_, data, _training.eval_batch_size(est.batch_size, "cpu"))
+    return kl.double().mean(dim=0).numpy()
+
+
+def test_kl_divergence_is_that_of_the_final_weights(fitted, fbm):
+    # fit takes it from the last epoch's record, without a new pass, when the
+    # weights are still those; a callback that restores others gets the pass.
+    X, _ = fbm
+    np.testing.assert_array_equal(fitted.kl_divergence_,
+                                  fitted.history_[-1]["kl_per_component"])
+    np.testing.assert_allclose(fitted.kl_divergence_, _fresh_kl(fitted, X[:240]),
+                               rtol=1e-6)
+
+    class RestoreFirstEpoch(Callback):
+        def on_epoch_end(self, estimator, record):
+            if record["epoch"] == 0:
+                self.state = {k: v.clone() for k, v in estimator.module_.state_dict().items()}
+
+        def on_train_end(self, estimator, info):
+            estimator.module_.load_state_dict(self.state)
+
+    est = SPIVAE(max_epochs=3, beta=1e-3, random_state=0, callbacks=[RestoreFirstEpoch()],
+                 **SMALL).fit(X[:240])
+    np.testing.assert_array_equal(est.kl_divergence_, est.history_[0]["kl_per_component"])
+    assert not np.array_equal(est.kl_divergence_, est.history_[-1]["kl_per_component"])
+    np.testing.assert_allclose(est.kl_divergence_, _fresh_kl(est, X[:240]), rtol=1e-6)
+
+
 def test_trained_model_beats_untrained_and_encodes_parameters(fbm):
     X, y = fbm
     X_train, X_test, y_test = X[:600], X[600:], y[600:]
