@@ -337,7 +337,7 @@ class WaveNet(nn.Module):
         first_weight = sum(
             F.pad(first.weight[:, :, k] @ weight[:, 0], (k * d0, span - k * d0 - k_in))
             for k in range(first.kernel_size[0]))  # (2r, span)
-        taps = _taps(dx[:, :, :-1], span)  # (batch, m0, span)
+        taps = dx[:, 0, :-1].unfold(1, span, 1)  # (batch, m0, span), a view
         # The input convolution itself is read only by the first residual:
         # x (batch, m0, r) over the first block's columns, without its bias,
         # which is ``offset``, and already times the residual scale.
@@ -448,7 +448,8 @@ class _WaveNetStack(torch.autograd.Function):
     Inputs (``keep``: whether to keep what the backward pass needs):
     - ``taps`` (batch, m0, span): the displacements the first block's
       dilated convolution reads, folded with the input convolution, whose
-      weight (2r, span, 1) comes first in ``params``;
+      weight (2r, span, 1) comes first in ``params``; it and the
+      conditioning run as one product over their concatenated columns;
     - ``x`` (batch, m0, r): the input convolution over the first block's
       columns times ``res_scale``, which its residual reads;
     - ``c`` (batch, length, cond + 1) with its column of ones;
@@ -483,11 +484,14 @@ class _WaveNetStack(torch.autograd.Function):
         skip_sum = None
         for i, (d, m) in enumerate(zip(dilations, ms)):
             if i == 0:
-                y = _conv(taps, dilated[0])
+                # The first block's taps and conditioning as one product:
+                # ci (batch, m, span + cond + 1), read again by the backward.
+                ci = torch.cat([taps, c[:, length - m:]], dim=2)
+                y = _conv(ci, torch.cat([dilated[0], cond[0]], dim=1))
             else:
                 y = _conv(x, dilated[i], dilation=d)
-            ci = c[:, length - m:].contiguous()  # read again by the backward pass
-            y = _conv_add_(y, ci, cond[i])
+                ci = c[:, length - m:].contiguous()  # read again by the backward
+                y = _conv_add_(y, ci, cond[i])
             g = F.glu(y, dim=2)  # a * sigmoid(b) of the halves, (batch, m, r)
             if keep:  # for the backward pass
                 xs.append(x)
@@ -513,7 +517,7 @@ class _WaveNetStack(torch.autograd.Function):
         h2 = _conv_relu_tm(h1, w1, b1)
         ctx.dilations, ctx.res_scale = dilations, res_scale
         if keep:
-            ctx.save_for_backward(taps, c, h1, h2, *xs, *cs, *ys, *gs, *tails, *params)
+            ctx.save_for_backward(c, h1, h2, *xs, *cs, *ys, *gs, *tails, *params)
         return _conv(h2, w2, b2)
 
     @staticmethod
@@ -521,7 +525,7 @@ class _WaveNetStack(torch.autograd.Function):
     def backward(ctx, grad):
         dilations, res_scale = ctx.dilations, ctx.res_scale
         n = len(dilations)
-        taps, c, h1, h2, *saved = ctx.saved_tensors
+        c, h1, h2, *saved = ctx.saved_tensors
         xs, cs, ys, gs, tails = (saved[k * n:(k + 1) * n] for k in range(5))
         params = saved[5 * n:]
         dilated, cond, skip = params[:n], params[n:2 * n], params[2 * n:3 * n]
@@ -552,16 +556,21 @@ class _WaveNetStack(torch.autograd.Function):
                 grad_tail, grads["skip"][i] = _conv_backward(grad_skip, tails[i], skip[i])
                 grad_g[:, m - grad_skip.shape[1]:].add_(grad_tail)
             grad_y = torch.ops.aten.glu_backward(grad_g, ys[i], 2)
+            if i == 0:  # one product over the taps and the conditioning
+                span = dilated[0].shape[1]
+                grad_ci, grad_w = _conv_backward(
+                    grad_y, cs[0], torch.cat([dilated[0], cond[0]], dim=1),
+                    need_x=need_c)
+                grads["dilated"][0], grads["cond"][0] = grad_w[:, :span], grad_w[:, span:]
+                if need_c:
+                    grad_c[:, length - m:].add_(grad_ci[:, :, span:])
+                grad_x = grad_x if need_x else None  # x carries the scale
+                break  # x is read only by the residual
             grad_ci, grads["cond"][i] = _conv_backward(grad_y, cs[i], cond[i],
                                                        need_x=need_c)
             if need_c:
                 grad_c[:, length - m:].add_(grad_ci)
             x = xs[i]
-            if i == 0:  # x is read only by the residual
-                _, grads["dilated"][0] = _conv_backward(grad_y, taps, dilated[0],
-                                                        need_x=False)
-                grad_x = grad_x if need_x else None  # x carries the scale
-                break
             grad_xi, grads["dilated"][i] = _conv_backward(grad_y, x, dilated[i],
                                                           dilations[i])
             if grad_x is not None:  # the residual's share
