@@ -37,27 +37,19 @@ def _channels_last(x):
 class _ConvReLU(torch.autograd.Function):
     """``relu(conv2d(x, weight, bias))``, unpadded, with a cheap bias gradient.
 
-    The forward pass is oneDNN's, bias and (on CPU, through its fused op in
-    ``torch.ops.mkldnn``) ReLU fused: the encoder's and decoder's forward
-    passes take 6% less time than with a separate ReLU. In the backward pass
-    oneDNN's bias gradient costs more than a column sum: for 16 channels over
-    a batch of 256 x 395, its backward takes 5.0-6.4 ms without the bias and
+    The forward pass is oneDNN's, bias fused. (Its fused ReLU, through
+    ``torch.ops.mkldnn``, made the encoder's and decoder's forward passes 6%
+    faster, but it maps NaN to 0, which would hide a diverged weight from
+    the training loop's check of the loss.) In the backward pass oneDNN's
+    bias gradient costs more than a column sum: for 16 channels over a
+    batch of 256 x 395, its backward takes 5.0-6.4 ms without the bias and
     8.1 ms with it, while ``grad.sum`` takes 0.3 ms.
     """
 
     @staticmethod
     def forward(ctx, x, weight, bias, transposed, dilation):
-        if _mkldnn_fusable(x):  # the ReLU inside oneDNN's pass
-            if transposed:
-                out = torch.ops.mkldnn._convolution_transpose_pointwise(
-                    x, weight, bias, [0, 0], [0, 0], [1, 1], list(dilation), 1,
-                    "relu", [], "")
-            else:
-                out = torch.ops.mkldnn._convolution_pointwise(
-                    x, weight, bias, [0, 0], [1, 1], list(dilation), 1, "relu", [], "")
-        else:
-            conv = F.conv_transpose2d if transposed else F.conv2d
-            out = conv(x, weight, bias, dilation=dilation).relu_()
+        conv = F.conv_transpose2d if transposed else F.conv2d
+        out = conv(x, weight, bias, dilation=dilation).relu_()
         ctx.save_for_backward(x, weight, out)
         ctx.transposed, ctx.dilation = transposed, dilation
         return out
@@ -395,9 +387,8 @@ def _conv(x, weight, bias=None, dilation=1):
                     ).squeeze(2).transpose(1, 2)
 
 
-def _conv_add_(out, x, weight, relu=False):
-    """``out += _conv(x, weight)`` for a 1x1 ``weight``, then ``out.relu_()``
-    if ``relu``; returns ``out``.
+def _conv_add_(out, x, weight):
+    """``out += _conv(x, weight)`` for a 1x1 ``weight``; returns ``out``.
 
     On CPU this runs as one pass of oneDNN's fused convolution (the op in
     ``torch.ops.mkldnn`` that ``torch.compile`` uses on CPUs): the WaveNet's
@@ -406,22 +397,11 @@ def _conv_add_(out, x, weight, relu=False):
     same.
     """
     if not _mkldnn_fusable(x):
-        out.add_(_conv(x, weight))
-        return out.relu_() if relu else out
+        return out.add_(_conv(x, weight))
     torch.ops.mkldnn._convolution_pointwise_.binary(
         _cl(out), _cl(x), weight.unsqueeze(2), None, [0, 0], [1, 1], [1, 1], 1,
-        "add", None, "relu" if relu else None, [], None)
+        "add", None, None, [], None)
     return out
-
-
-def _conv_relu_tm(x, weight, bias):
-    """``_conv(x, weight, bias).relu_()`` for a 1x1 ``weight``, the ReLU inside
-    oneDNN's pass on CPU."""
-    if not _mkldnn_fusable(x):
-        return _conv(x, weight, bias).relu_()
-    return torch.ops.mkldnn._convolution_pointwise(
-        _cl(x), weight.unsqueeze(2), bias, [0, 0], [1, 1], [1, 1], 1, "relu", [], ""
-    ).squeeze(2).transpose(1, 2)
 
 
 def _mkldnn_fusable(x):
@@ -501,20 +481,15 @@ class _WaveNetStack(torch.autograd.Function):
             # The skips only over the head's columns, summed in the
             # convolutions' pass; the copied tail is kept for the backward.
             tail = g[:, m - ms[-1]:].contiguous() if i < n - 1 else g
-            # The skip bias rides on the first skip, the ReLU on the last.
-            if i == 0:
-                skip_sum = _conv(tail, skip[i], skip_bias)
-                if n == 1:
-                    skip_sum.relu_()
-            else:
-                skip_sum = _conv_add_(skip_sum, tail, skip[i], relu=i == n - 1)
+            skip_sum = (_conv(tail, skip[i], skip_bias) if i == 0  # the bias once
+                        else _conv_add_(skip_sum, tail, skip[i]))
             if keep:
                 tails.append(tail)
             if i < n - 1:
                 x = _conv(g, res[i]).add_(x[:, x.shape[1] - m:],
                                           alpha=res_scale if i > 0 else 1.0)
-        h1 = skip_sum
-        h2 = _conv_relu_tm(h1, w1, b1)
+        h1 = skip_sum.relu_()
+        h2 = _conv(h1, w1, b1).relu_()
         ctx.dilations, ctx.res_scale = dilations, res_scale
         if keep:
             ctx.save_for_backward(c, h1, h2, *xs, *cs, *ys, *gs, *tails, *params)
