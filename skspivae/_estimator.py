@@ -479,7 +479,8 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
         That epoch's record holds the very numbers a new pass over the
         validation set would give (same weights, data and batches), so the
-        pass is saved: 0.8 s for 2,496 trajectories of T = 400 on 2 cores.
+        pass is saved: about 0.5 s for 2,496 trajectories of T = 400 on 2
+        cores.
         A callback that restored other weights, or a fit that finished no
         epoch, gets the pass.
         """
