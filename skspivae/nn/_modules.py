@@ -556,29 +556,6 @@ class _WaveNetStack(torch.autograd.Function):
                 grad_w1, grad_b1, grad_w2, grad_b2)
 
 
-def _conv_time_major(x, weight, bias, dilation=1, extra=None, extra_weight=None):
-    """Unpadded 1D convolution of time-major ``x`` (batch, time, in) as one product.
-
-    ``weight`` is a Conv1d weight (out, in, k). Optional ``extra`` columns
-    (batch, time_extra, e) right-aligned with the output are multiplied by
-    ``extra_weight`` (out, e) in the same product.
-    """
-    out_ch, in_ch, k = weight.shape
-    n = x.shape[1] - dilation * (k - 1)
-    taps = [x[:, j * dilation:j * dilation + n] for j in range(k)]
-    w = weight.permute(0, 2, 1).reshape(out_ch, k * in_ch)
-    if extra is not None:
-        taps.append(extra[:, extra.shape[1] - n:])
-        w = torch.cat([w, extra_weight], dim=1)
-    h = taps[0] if len(taps) == 1 else torch.cat(taps, dim=2)
-    # x @ W with W = w.T stored row-major, rather than F.linear: the weight
-    # gradient is then h.T @ grad, 3x faster than grad.T @ h for these few
-    # input columns (torch keeps a gradient in its weight's layout).
-    h2d, w = h.reshape(-1, h.shape[-1]), w.t().contiguous()
-    out = torch.mm(h2d, w) if bias is None else torch.addmm(bias, h2d, w)
-    return out.view(*h.shape[:-1], out_ch)
-
-
 class SPIVAEModule(nn.Module):
     """The full SPIVAE: encoder, reparametrised latent, conditioning, WaveNet.
 
