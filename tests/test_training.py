@@ -77,6 +77,50 @@ def _flushing():
     return float(torch.tensor([1e-39]) * 2.0) == 0.0
 
 
+def _denormal_products():
+    """Float32 denormals times 2 in one element-wise pass, which torch splits
+    over all its threads: all stay non-zero where no thread flushes, none
+    where every thread does."""
+    return torch.full((1_000_000,), 1e-39) * 2.0
+
+
+def test_flush_denormals_reaches_every_thread_and_restores():
+    if not torch.set_flush_denormal(True):
+        pytest.skip("this CPU cannot flush denormals")
+    torch.set_flush_denormal(False)
+    if _training._fenv() is None:
+        pytest.skip("torch's OpenMP runtime was not found")
+    assert _denormal_products().all()
+    with _training.flush_denormals() as supported:
+        assert supported
+        assert not _denormal_products().any()
+    assert _denormal_products().all()
+
+
+def test_flush_denormals_keeps_a_flush_the_user_had_set():
+    if not torch.set_flush_denormal(True):
+        pytest.skip("this CPU cannot flush denormals")
+    try:
+        with _training.flush_denormals():
+            pass
+        assert _flushing()
+    finally:
+        torch.set_flush_denormal(False)
+        with _training.flush_denormals():  # back to no flush on every thread
+            pass
+    assert not _flushing()
+
+
+def test_flush_denormals_without_openmp_access_flushes_the_calling_thread(monkeypatch):
+    if not torch.set_flush_denormal(True):
+        pytest.skip("this CPU cannot flush denormals")
+    torch.set_flush_denormal(False)
+    monkeypatch.setattr(_training, "_fenv", lambda: None)
+    with _training.flush_denormals() as supported:
+        assert supported and _flushing()
+    assert not _flushing()
+
+
 def test_fit_runs_under_the_process_settings_and_restores_them(monkeypatch):
     if not torch.set_flush_denormal(True):
         pytest.skip("this CPU cannot flush denormals")
