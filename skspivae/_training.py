@@ -111,7 +111,7 @@ def _fenv():
     if not sys.platform.startswith("linux"):
         return None
     try:
-        libc = ctypes.CDLL(None)
+        libc = ctypes.CDLL(None)  # any C library: fenv.h is C99's, not glibc's alone
         libc.fegetenv, libc.fesetenv  # noqa: B018
         path = _torch_openmp_runtime()
         if path is None:

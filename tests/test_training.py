@@ -80,16 +80,29 @@ def _flushing():
 def _denormal_products():
     """Float32 denormals times 2 in one element-wise pass, which torch splits
     over all its threads: all stay non-zero where no thread flushes, none
-    where every thread does."""
-    return torch.full((1_000_000,), 1e-39) * 2.0
+    where every thread does. The denormals are made from their bits, which
+    no floating-point setting changes."""
+    denormals = torch.full((1_000_000,), 2**20, dtype=torch.int32).view(torch.float32)
+    return denormals * 2.0
 
 
-def test_flush_denormals_reaches_every_thread_and_restores():
+@pytest.fixture
+def two_threads():
+    """Two intra-op threads (the test session runs torch on one, see conftest)."""
+    n_threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(n_threads)
+
+
+def test_flush_denormals_reaches_every_thread_and_restores(two_threads):
     if not torch.set_flush_denormal(True):
         pytest.skip("this CPU cannot flush denormals")
     torch.set_flush_denormal(False)
     if _training._fenv() is None:
         pytest.skip("torch's OpenMP runtime was not found")
+    # Also starts the second thread, if new, before the flush: a thread
+    # inherits its creator's floating-point environment.
     assert _denormal_products().all()
     with _training.flush_denormals() as supported:
         assert supported
@@ -98,6 +111,8 @@ def test_flush_denormals_reaches_every_thread_and_restores():
 
 
 def test_flush_denormals_keeps_a_flush_the_user_had_set():
+    if _training._fenv() is None:
+        pytest.skip("torch's OpenMP runtime was not found")
     if not torch.set_flush_denormal(True):
         pytest.skip("this CPU cannot flush denormals")
     try:
