@@ -44,15 +44,14 @@ def flush_denormals():
     saved = fenv.get() if fenv is not None else None
     supported = torch.set_flush_denormal(True)
     if supported and saved is not None:
-        fenv.share()
+        fenv.share(fenv.get())
     try:
         yield supported
     finally:
         if saved is None:
             torch.set_flush_denormal(False)
         elif supported:
-            fenv.set(saved)
-            fenv.share()
+            fenv.share(saved)
 
 
 class _FloatEnv:
@@ -67,18 +66,16 @@ class _FloatEnv:
         self._fesetenv = ctypes.cast(libc.fesetenv, ctypes.c_void_p)
 
     def get(self):
+        """This thread's environment, or None if it cannot be read."""
         env = ctypes.create_string_buffer(self._SIZE)
         return env if self._libc.fegetenv(env) == 0 else None
 
-    def set(self, env):
-        self._libc.fesetenv(env)
-
-    def share(self):
-        """Run ``fesetenv(this thread's environment)`` on every thread of the
+    def share(self, env):
+        """Run ``fesetenv(env)`` on this thread and every other thread of the
         team that torch's parallel regions use (``GOMP_parallel``, libgomp's
         entry point, which LLVM's and Intel's OpenMP runtimes also export;
-        it ignores the int that ``fesetenv`` returns)."""
-        env = self.get()
+        it ignores the int that ``fesetenv`` returns). Nothing if ``env`` is
+        None."""
         if env is not None:
             self._gomp_parallel(self._fesetenv, env, torch.get_num_threads(), 0)
 

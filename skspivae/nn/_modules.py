@@ -396,19 +396,13 @@ def _conv_add_(out, x, weight):
     is missing (other builds, devices or dtypes) the plain ops compute the
     same.
     """
-    if not _mkldnn_fusable(x):
+    fused = getattr(torch.ops.mkldnn, "_convolution_pointwise_", None)
+    if (fused is None or x.device.type != "cpu" or x.dtype != torch.float32
+            or not torch.backends.mkldnn.is_available()):
         return out.add_(_conv(x, weight))
-    torch.ops.mkldnn._convolution_pointwise_.binary(
-        _cl(out), _cl(x), weight.unsqueeze(2), None, [0, 0], [1, 1], [1, 1], 1,
-        "add", None, None, [], None)
+    fused.binary(_cl(out), _cl(x), weight.unsqueeze(2), None, [0, 0], [1, 1], [1, 1], 1,
+                 "add", None, None, [], None)
     return out
-
-
-def _mkldnn_fusable(x):
-    """Whether oneDNN's fused convolutions (``torch.ops.mkldnn``) can take ``x``."""
-    return (x.device.type == "cpu" and x.dtype == torch.float32
-            and torch.backends.mkldnn.is_available()
-            and hasattr(torch.ops.mkldnn, "_convolution_pointwise_"))
 
 
 def _conv_backward(grad, x, weight, dilation=1, need_x=True):
