@@ -609,18 +609,24 @@ class SPIVAEModule(nn.Module):
         return max(self.receptive_field + 1, self.encoder.shrink + 1,
                    self.decoder.grow + 1)
 
-    def forward(self, dx, sample_latent=True, generator=None):
-        """Encode, draw z, decode. Returns an :class:`SPIVAEOutput`."""
+    def forward(self, dx, sample_latent=True, generator=None, noise=None):
+        """Encode, draw z, decode. Returns an :class:`SPIVAEOutput`.
+
+        ``z = mu + exp(logvar / 2) * noise`` where ``noise`` (batch,
+        n_components) is standard normal: drawn from ``generator`` when not
+        given. With ``sample_latent=False``, ``z = mu``.
+        """
         mu, logvar = self.encoder(dx)
         z = mu
         if sample_latent:
-            eps = torch.randn(mu.shape, generator=generator, device=mu.device,
-                              dtype=mu.dtype)
-            z = mu + torch.exp(0.5 * logvar) * eps
+            if noise is None:
+                noise = torch.randn(mu.shape, generator=generator, device=mu.device,
+                                    dtype=mu.dtype)
+            z = mu + torch.exp(0.5 * logvar) * noise
         c = self.decoder(z, dx.shape[-1])
         return SPIVAEOutput(self.wavenet(dx, c), mu, logvar)
 
-    def losses(self, dx, sample_latent=True, generator=None):
+    def losses(self, dx, sample_latent=True, generator=None, noise=None):
         """Per-trajectory mean NLL over scored steps and KL per neuron.
 
         Returns
@@ -629,7 +635,7 @@ class SPIVAEModule(nn.Module):
             Negative log-likelihood averaged over the scored steps.
         kl : Tensor of shape (batch, n_components)
         """
-        out = self(dx, sample_latent, generator)
+        out = self(dx, sample_latent, generator, noise)
         target = dx[:, 0, self.receptive_field:]
         nll = -log_prob(out.params, target, self.n_mixtures).mean(dim=1)
         return nll, kl_normal(out.mu, out.logvar)
