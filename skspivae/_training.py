@@ -6,6 +6,7 @@ permutation. Callbacks (see :mod:`skspivae.callbacks`) are called with the
 object that owns the loop (the estimator) at the end of every batch and epoch.
 """
 
+import concurrent.futures
 import contextlib
 import copy
 import ctypes
@@ -15,6 +16,7 @@ import os
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
@@ -101,19 +103,30 @@ def _torch_openmp_runtime():
 
 
 @functools.lru_cache(maxsize=1)
+def _openmp():
+    """Torch's OpenMP runtime as a ``ctypes`` library, or None: outside Linux,
+    or where it is not found."""
+    if not sys.platform.startswith("linux"):
+        return None
+    path = _torch_openmp_runtime()
+    try:
+        return None if path is None else ctypes.CDLL(path)
+    except OSError:
+        return None
+
+
+@functools.lru_cache(maxsize=1)
 def _fenv():
     """A :class:`_FloatEnv` for this process, or None where there is none:
     outside Linux, without ``fenv.h``'s functions, or without torch's OpenMP
     runtime found."""
-    if not sys.platform.startswith("linux"):
+    openmp = _openmp()
+    if openmp is None:
         return None
     try:
         libc = ctypes.CDLL(None)  # any C library: fenv.h is C99's, not glibc's alone
         libc.fegetenv, libc.fesetenv  # noqa: B018
-        path = _torch_openmp_runtime()
-        if path is None:
-            return None
-        gomp_parallel = ctypes.CDLL(path).GOMP_parallel
+        gomp_parallel = openmp.GOMP_parallel
     except (OSError, AttributeError):
         return None
     gomp_parallel.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
@@ -187,6 +200,71 @@ def process_settings():
     :func:`flush_denormals` and :func:`keep_freed_memory`."""
     with flush_denormals(), keep_freed_memory():
         yield
+
+
+class HalfBatches:
+    """Two threads that run the forward and backward passes of a batch's two
+    halves at once, with half of torch's intra-op threads each; their
+    gradients add up in the parameters' ``.grad``.
+
+    On a CPU, a training step costs a fixed part that more threads do not
+    shorten (about 20 ms for the default model, in hundreds of small
+    operations) and a part that grows with the batch. On 2 cores, two half
+    batches on one thread each do the same arithmetic as the whole batch on
+    two, but each half's fixed part runs beside the other half's work
+    instead of before it: ``docs/benchmarks_training.rst`` has the
+    measurements. The sum of two gradients does not depend on which thread
+    finishes first, so training stays bitwise reproducible.
+
+    The threads start on their first batch, from the thread that calls
+    :meth:`map`, whose floating-point environment they inherit (POSIX), so
+    they flush denormals inside :func:`flush_denormals`. No setting of the
+    calling thread or of the process changes.
+
+    Use :meth:`create`, which returns None where the halves do not apply:
+    off the CPU, on one intra-op thread, or where torch's OpenMP runtime,
+    which holds the per-thread counts, is not reachable.
+    """
+
+    #: Smallest batch that is split, in rows.
+    min_rows = 64
+
+    def __init__(self, n_threads):
+        self._pools = [ThreadPoolExecutor(1, "skspivae-step", _set_thread_count, (k,))
+                       for k in (n_threads - n_threads // 2, n_threads // 2)]
+
+    @classmethod
+    def create(cls, device):
+        """Two threads for training on ``device``, or None."""
+        n_threads = torch.get_num_threads()
+        if torch.device(device).type != "cpu" or n_threads < 2 or _openmp() is None:
+            return None
+        return cls(n_threads)
+
+    def map(self, function, parts):
+        """``[function(part) for part in parts]`` for two parts, one on each
+        thread. If one call raises, both have finished when it is re-raised,
+        and so have they if the caller is interrupted while waiting."""
+        futures = [pool.submit(function, part) for pool, part in zip(self._pools, parts)]
+        try:
+            return [future.result() for future in futures]
+        except BaseException:
+            concurrent.futures.wait(futures)
+            raise
+
+    def close(self):
+        """Stop the threads."""
+        for pool in self._pools:
+            pool.shutdown()
+
+
+def _set_thread_count(n_threads):
+    """Give the calling thread ``n_threads`` intra-op threads. OpenMP keeps
+    the count per thread, and torch sets it on a thread's first use, so that
+    comes first; ``torch.set_num_threads`` would also change the count that
+    every later new thread starts with."""
+    torch.get_num_threads()
+    _openmp().omp_set_num_threads(n_threads)
 
 
 def make_optimizer(parameters, lr):
@@ -270,6 +348,7 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.owner = owner
         self.last_good_state = copy.deepcopy(module.state_dict())
+        self._halves = None  # two threads for the steps, during run()
 
     def _call(self, hook, record):
         stop = False
@@ -294,6 +373,7 @@ class Trainer:
         stage0 = history[-1]["stage"] + 1 if history else 0
         self._call("on_train_begin", {"stages": stages, "n_batches": n_batches,
                                       "first_epoch": epoch, "first_stage": stage0})
+        self._halves = HalfBatches.create(train.device)
         try:
             for s, stage in enumerate(stages):
                 scheduler = make_lr_scheduler(self.optimizer, self.lr,
@@ -327,6 +407,9 @@ class Trainer:
             self.module.load_state_dict(self.last_good_state)
             raise
         finally:
+            if self._halves is not None:
+                self._halves.close()
+                self._halves = None
             self._call("on_train_end", {"history": history})
 
     def train_epoch(self, train, beta, scheduler, epoch):
@@ -338,8 +421,8 @@ class Trainer:
         stop = False
         for b, i in enumerate(range(0, n, self.batch_size)):
             batch = train[order[i:i + self.batch_size]]
-            nll, kl = module.losses(batch, generator=self.generator)
-            loss = nll.mean() + beta * kl.sum(dim=1).mean()
+            self.optimizer.zero_grad(set_to_none=True)
+            loss = forward_backward(module, batch, beta, self.generator, self._halves)
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(
                     f"The training loss became {loss.item()} at epoch {epoch} "
@@ -347,14 +430,12 @@ class Trainer:
                     "epoch were kept. Try a lower lr, a smaller beta, or "
                     "clip_grad_norm."
                 )
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
             if self.clip_grad_norm is not None:
                 torch.nn.utils.clip_grad_norm_(module.parameters(), self.clip_grad_norm)
             self.optimizer.step()
             if scheduler is not None:
                 scheduler.step()
-            total += loss.detach() * batch.shape[0]
+            total += loss * batch.shape[0]
             if self.callbacks:
                 record = {"epoch": epoch, "batch": b, "loss": loss.item() + self.nll_offset,
                           "beta": beta,
@@ -363,6 +444,37 @@ class Trainer:
                     stop = True
                     break
         return (total / n).item(), stop
+
+
+def forward_backward(module, batch, beta, generator=None, halves=None):
+    """The training loss of ``batch``, with its gradients added to the
+    parameters' ``.grad``.
+
+    The loss is the NLL plus ``beta`` times the KL, each a mean over the
+    batch. With ``halves`` (a :class:`HalfBatches`) a batch of at least
+    ``halves.min_rows`` rows runs as two halves at once. The latent noise of
+    the whole batch is drawn from ``generator`` first, so that it is the same
+    either way.
+
+    Returns
+    -------
+    Tensor
+        The loss, a detached scalar.
+    """
+    n = batch.shape[0]
+    noise = torch.randn((n, module.n_components), generator=generator,
+                        device=batch.device, dtype=batch.dtype)
+
+    def part(rows):
+        nll, kl = module.losses(batch[rows], noise=noise[rows])
+        loss = (nll.sum() + beta * kl.sum()) / n
+        loss.backward()
+        return loss.detach()
+
+    if halves is None or n < halves.min_rows:
+        return part(slice(None))
+    first, second = halves.map(part, [slice(0, n // 2), slice(n // 2, n)])
+    return first + second
 
 
 # --- evaluation, shared by the loop and the estimator -------------------------

@@ -1,10 +1,15 @@
-"""The training loop's process-wide settings: set while training, restored after."""
+"""The training loop's process-wide settings (set while training, restored after)
+and its batches' halves on two threads."""
 
+import os
+import signal
 import threading
+import time
 
 import numpy as np
 import pytest
 import torch
+from sklearn.base import clone
 
 from skspivae import SPIVAE, _training
 
@@ -158,3 +163,154 @@ def test_fit_runs_under_the_process_settings_and_restores_them(monkeypatch):
     assert seen == [(True, 1)]
     assert not _flushing() and _training._malloc_users == 0
     assert libc.calls[-1] == ("malloc_trim", 0)
+
+
+# --- a batch's halves on two threads -----------------------------------------
+
+def _halves():
+    halves = _training.HalfBatches.create("cpu")
+    if halves is None:
+        pytest.skip("torch's OpenMP runtime was not found")
+    return halves
+
+
+def _tiny_module():
+    from skspivae.nn import SPIVAEModule
+
+    torch.manual_seed(0)
+    return SPIVAEModule(n_components=3, encoder_channels=4, encoder_hidden=(8,),
+                        decoder_hidden=(8,), residual_channels=4, skip_channels=4,
+                        layer_size=2, pool_size=2)
+
+
+def test_half_batches_apply_only_on_a_cpu_with_several_threads(two_threads):
+    assert _training.HalfBatches.create("cuda") is None
+    torch.set_num_threads(1)
+    assert _training.HalfBatches.create("cpu") is None
+
+
+def test_half_batches_give_the_loss_and_gradients_of_the_whole_batch(two_threads):
+    module = _tiny_module()
+    batch = torch.randn(_training.HalfBatches.min_rows + 2, 1, 40)
+    results = []
+    for halves in (None, _halves()):
+        module.zero_grad(set_to_none=True)
+        generator = torch.Generator().manual_seed(1)
+        loss = _training.forward_backward(module, batch, 0.5, generator, halves)
+        results.append((loss, [p.grad.clone() for p in module.parameters()]))
+        if halves is not None:
+            halves.close()
+    (whole, grads_whole), (split, grads_split) = results
+    torch.testing.assert_close(split, whole)
+    for a, b in zip(grads_split, grads_whole):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_half_batch_threads_use_their_share_and_change_no_other_thread(two_threads):
+    halves = _halves()
+    try:
+        assert halves.map(lambda _: torch.get_num_threads(), [0, 1]) == [1, 1]
+    finally:
+        halves.close()
+    assert torch.get_num_threads() == 2
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    thread.start()
+    thread.join()
+    assert seen == [2]  # what a new thread starts with is unchanged
+
+
+def test_half_batch_threads_flush_denormals_with_the_caller(two_threads):
+    if not torch.set_flush_denormal(True):
+        pytest.skip("this CPU cannot flush denormals")
+    torch.set_flush_denormal(False)
+    halves = _halves()
+    try:
+        with _training.flush_denormals():
+            assert halves.map(lambda _: not _denormal_products().any(), [0, 1]) == [True, True]
+    finally:
+        halves.close()
+
+
+def test_half_batches_finish_both_halves_before_raising(two_threads):
+    halves = _halves()
+    finished = threading.Event()
+
+    def part(i):
+        if i == 0:
+            raise ValueError("first half")
+        finished.wait(0.2)
+        finished.set()
+        return i
+
+    try:
+        with pytest.raises(ValueError, match="first half"):
+            halves.map(part, [0, 1])
+        assert finished.is_set()
+    finally:
+        halves.close()
+
+
+def test_half_batches_finish_both_halves_when_the_caller_is_interrupted(two_threads):
+    halves = _halves()
+    finished = []
+
+    def part(i):
+        time.sleep(0.3)
+        finished.append(i)
+
+    timer = threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            halves.map(part, [0, 1])
+        assert sorted(finished) == [0, 1]
+    finally:
+        timer.cancel()
+        halves.close()
+
+
+def _small(**params):
+    """A tiny estimator, unfitted, and 160 trajectories for it."""
+    X = np.cumsum(np.random.default_rng(0).normal(size=(160, 60)), axis=1)
+    est = SPIVAE(n_components=2, encoder_channels=4, encoder_hidden=(8,),
+                 decoder_hidden=(8,), residual_channels=4, skip_channels=4,
+                 layer_size=2, pool_size=2, batch_size=64, validation_fraction=0.0,
+                 device="cpu", random_state=0, **params)
+    return est, X
+
+
+def test_fit_on_two_threads_keeps_finite_weights_after_a_non_finite_loss(two_threads):
+    _halves().close()  # skips where the halves cannot be set up
+
+    class PoisonAtEpoch1:
+        def on_batch_end(self, estimator, record):
+            if record["epoch"] == 1:
+                with torch.no_grad():
+                    next(estimator.module_.parameters()).fill_(float("nan"))
+
+    est, X = _small(max_epochs=3, callbacks=[PoisonAtEpoch1()])
+    with pytest.raises(FloatingPointError, match="epoch 1"):
+        est.fit(X)
+    assert est.n_iter_ == 1
+    assert all(torch.isfinite(p).all() for p in est.module_.parameters())
+
+
+def test_fit_on_two_threads_splits_batches_and_is_reproducible(two_threads, monkeypatch):
+    _halves().close()  # skips where the halves cannot be set up
+    calls = []
+    split = _training.HalfBatches.map
+
+    def counting_map(self, function, parts):
+        calls.append(len(parts))
+        return split(self, function, parts)
+
+    monkeypatch.setattr(_training.HalfBatches, "map", counting_map)
+    first, X = _small(max_epochs=2)
+    second = clone(first)
+    first.fit(X)
+    second.fit(X)
+    assert len(calls) == 8 and set(calls) == {2}  # 160 rows: 64, 64 and 32
+    np.testing.assert_array_equal(first.transform(X), second.transform(X))
+    assert [r["train_loss"] for r in first.history_] == [
+        r["train_loss"] for r in second.history_]
