@@ -14,7 +14,10 @@ paper's default model (262,885 parameters), batch 256, at
   is, then under the process settings ``fit`` uses (denormals flushed, freed
   memory kept by glibc's allocator: ``skspivae._training.process_settings``);
 - ``module``: our :class:`~skspivae.nn.SPIVAEModule` in the same bare loop,
-  under those settings;
+  under those settings, with ``fit``'s forward and backward passes
+  (``skspivae._training.forward_backward``: on two or more threads, a
+  batch's two halves at once on two threads), and once more with whole
+  batches on all threads;
 - ``fit``: a whole ``SPIVAE.fit`` epoch of a fresh estimator (shuffling,
   slicing, schedules, history), without and with a 20% validation set.
 
@@ -37,7 +40,7 @@ import torch
 from _machine import cpu_model
 
 from skspivae import SPIVAE
-from skspivae._training import make_optimizer, process_settings
+from skspivae._training import HalfBatches, forward_backward, make_optimizer, process_settings
 from skspivae.datasets import make_fbm
 from skspivae.nn import SPIVAEModule, kl_normal, log_prob
 from skspivae.nn._reference import ReferenceSPIVAE
@@ -49,29 +52,33 @@ def machine():
             f"{torch.get_num_threads()} threads; load average {load[0]:.2f}")
 
 
-def bare_loop(model, batches, fast):
+def bare_loop(model, batches, fast, halves=True):
     """One epoch over pre-made batches: forward, NLL + KL, backward, Adam.
 
     The plain transcription uses torch's default Adam; ours (``fast``) the
-    fused Adam that ``fit`` uses, so that the fit overhead compares like
-    with like.
+    fused Adam and the forward and backward passes that ``fit`` uses (with
+    ``halves``, a batch's two halves at once on two threads, where that
+    applies), so that the fit overhead compares like with like.
     """
+    halves = HalfBatches.create("cpu") if fast and halves else None
     optimizer = (make_optimizer(model.parameters(), 1e-3) if fast else
                  torch.optim.Adam(model.parameters(), lr=1e-3))
     start = time.perf_counter()
     for batch in batches:
+        optimizer.zero_grad()
         if fast:
-            nll, kl = model.losses(batch)
-            loss = nll.mean() + 1e-4 * kl.sum(1).mean()
+            forward_backward(model, batch, 1e-4, halves=halves)
         else:
             params, mu, logvar = model(batch)
             rf = model.receptive_field
             loss = (-log_prob(params, batch[:, 0, rf:]).mean()
                     + 1e-4 * kl_normal(mu, logvar).sum(1).mean())
-        optimizer.zero_grad()
-        loss.backward()
+            loss.backward()
         optimizer.step()
-    return time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    if halves is not None:
+        halves.close()
+    return seconds
 
 
 def timed_fit(X, validation_fraction, device="cpu"):
@@ -142,6 +149,8 @@ def main(argv=None):
             settled(lambda: bare_loop(ReferenceSPIVAE(), batches, False)),
         "SPIVAEModule, bare loop, fit's process settings":
             settled(lambda: bare_loop(SPIVAEModule(), batches, True)),
+        "SPIVAEModule, bare loop, settings, whole batches":
+            settled(lambda: bare_loop(SPIVAEModule(), batches, True, halves=False)),
         "SPIVAE.fit epoch (no validation)": lambda: timed_fit(X, 0.0),
         f"SPIVAE.fit epoch, 9,984 train + {n_research - 9_984} valid":
             lambda: timed_fit(X_research, 0.2),
@@ -151,7 +160,7 @@ def main(argv=None):
         for name, function in timed.items():
             best[name] = min(best[name], function())
     rows = [("plain transcription, bare loop", plain_raw), *best.items()]
-    plain, module, fit, fit_valid = best.values()
+    plain, module, module_whole, fit, fit_valid = best.values()
 
     print(f"\n{'what':58s} {'s/epoch':>8s} {'traj/s':>8s}")
     for name, seconds in rows:
@@ -162,6 +171,7 @@ def main(argv=None):
     print(f"  (plain loop, fit's settings / fit  {plain / fit:5.2f}x)")
     print(f"  fit loop overhead over module loop {100 * (fit - module) / fit:5.1f}%  "
           "[< 10%]")
+    print(f"  (module loop, whole / half batches {module_whole / module:5.2f}x)")
     print(f"  research fastai epoch (54 s) / ours {54.0 / fit_valid:5.2f}x  [>= 5x]")
 
 
