@@ -237,7 +237,8 @@ class HalfBatches:
     def create(cls, device):
         """Two threads for training on ``device``, or None."""
         n_threads = torch.get_num_threads()
-        if torch.device(device).type != "cpu" or n_threads < 2 or _openmp() is None:
+        if (torch.device(device).type != "cpu" or n_threads < 2
+                or not _thread_counts_settable()):
             return None
         return cls(n_threads)
 
@@ -256,6 +257,21 @@ class HalfBatches:
         """Stop the threads."""
         for pool in self._pools:
             pool.shutdown()
+
+
+@functools.lru_cache(maxsize=1)
+def _thread_counts_settable():
+    """Whether :func:`_set_thread_count` gives a new thread the count asked
+    for: torch's OpenMP runtime is found and torch's threads are OpenMP's
+    (not so in builds with another parallel backend)."""
+    if _openmp() is None:
+        return False
+    seen = []
+    probe = threading.Thread(target=lambda: seen.append(
+        (_set_thread_count(1), torch.get_num_threads())[1]))
+    probe.start()
+    probe.join()
+    return seen == [1]
 
 
 def _set_thread_count(n_threads):

@@ -183,8 +183,12 @@ def _tiny_module():
                         layer_size=2, pool_size=2)
 
 
-def test_half_batches_apply_only_on_a_cpu_with_several_threads(two_threads):
+def test_half_batches_apply_only_on_a_cpu_with_several_settable_threads(
+        two_threads, monkeypatch):
     assert _training.HalfBatches.create("cuda") is None
+    monkeypatch.setattr(_training, "_thread_counts_settable", lambda: False)
+    assert _training.HalfBatches.create("cpu") is None
+    monkeypatch.undo()
     torch.set_num_threads(1)
     assert _training.HalfBatches.create("cpu") is None
 
