@@ -16,8 +16,8 @@ paper's default model (262,885 parameters), batch 256, at
 - ``module``: our :class:`~skspivae.nn.SPIVAEModule` in the same bare loop,
   under those settings, with ``fit``'s forward and backward passes
   (``skspivae._training.forward_backward``: on two or more threads, a
-  batch's two halves at once on two threads), and once more with whole
-  batches on all threads;
+  large batch's two halves at once on two threads), and once more with
+  whole batches on all threads;
 - ``fit``: a whole ``SPIVAE.fit`` epoch of a fresh estimator (shuffling,
   slicing, schedules, history), without and with a 20% validation set.
 

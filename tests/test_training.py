@@ -193,9 +193,11 @@ def test_half_batches_apply_only_on_a_cpu_with_several_settable_threads(
     assert _training.HalfBatches.create("cpu") is None
 
 
-def test_half_batches_give_the_loss_and_gradients_of_the_whole_batch(two_threads):
+def test_half_batches_give_the_loss_and_gradients_of_the_whole_batch(two_threads,
+                                                                     monkeypatch):
+    monkeypatch.setattr(_training.HalfBatches, "min_size", 40 * 40)
     module = _tiny_module()
-    batch = torch.randn(_training.HalfBatches.min_rows + 2, 1, 40)
+    batch = torch.randn(42, 1, 40)
     results = []
     for halves in (None, _halves()):
         module.zero_grad(set_to_none=True)
@@ -284,7 +286,8 @@ def _small(**params):
     return est, X
 
 
-def test_fit_on_two_threads_keeps_finite_weights_after_a_non_finite_loss(two_threads):
+def test_fit_on_two_threads_keeps_finite_weights_after_a_non_finite_loss(two_threads,
+                                                                        monkeypatch):
     _halves().close()  # skips where the halves cannot be set up
 
     class PoisonAtEpoch1:
@@ -293,11 +296,22 @@ def test_fit_on_two_threads_keeps_finite_weights_after_a_non_finite_loss(two_thr
                 with torch.no_grad():
                     next(estimator.module_.parameters()).fill_(float("nan"))
 
+    monkeypatch.setattr(_training.HalfBatches, "min_size", 64 * 59)  # batches of 64 rows
     est, X = _small(max_epochs=3, callbacks=[PoisonAtEpoch1()])
     with pytest.raises(FloatingPointError, match="epoch 1"):
         est.fit(X)
     assert est.n_iter_ == 1
     assert all(torch.isfinite(p).all() for p in est.module_.parameters())
+
+
+def test_small_batches_run_whole(two_threads, monkeypatch):
+    halves = _halves()
+    monkeypatch.setattr(halves, "map", lambda *args: pytest.fail("split a small batch"))
+    try:
+        batch = torch.randn(_training.HalfBatches.min_size // 40 - 1, 1, 40)
+        _training.forward_backward(_tiny_module(), batch, 0.5, halves=halves)
+    finally:
+        halves.close()
 
 
 def test_fit_on_two_threads_splits_batches_and_is_reproducible(two_threads, monkeypatch):
@@ -310,6 +324,7 @@ def test_fit_on_two_threads_splits_batches_and_is_reproducible(two_threads, monk
         return split(self, function, parts)
 
     monkeypatch.setattr(_training.HalfBatches, "map", counting_map)
+    monkeypatch.setattr(_training.HalfBatches, "min_size", 64 * 59)  # batches of 64 rows
     first, X = _small(max_epochs=2)
     second = clone(first)
     first.fit(X)
