@@ -144,7 +144,7 @@ def main(argv=None):
                 return function()
         return run
 
-    # The rest in interleaved rounds, best of each, so that every row sees
+    # All rows in interleaved rounds, best of each, so that every row sees
     # the same load on a shared machine and the ratios are meaningful.
     timed = {
         "plain transcription, bare loop": lambda: plain_in_fresh_process(args),

@@ -272,10 +272,14 @@ def _thread_counts_settable():
     if _openmp() is None:
         return False
     seen = []
-    probe = threading.Thread(target=lambda: seen.append(
-        (_set_thread_count(1), torch.get_num_threads())[1]))
-    probe.start()
-    probe.join()
+
+    def probe():
+        _set_thread_count(1)
+        seen.append(torch.get_num_threads())
+
+    thread = threading.Thread(target=probe)
+    thread.start()
+    thread.join()
     return seen == [1]
 
 
