@@ -330,8 +330,9 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         On a CPU with two or more torch threads, each training batch of at
         least 80,000 displacements (256 trajectories of 400 steps, say) runs
         as two halves at once, on two threads of its own that share torch's
-        threads between them: on 2 cores, steps about 5% shorter, where
-        smaller batches were slower split and run whole. The gradients are
+        threads between them: on 2 cores, steps about 7% shorter (median of
+        eight paired comparisons), where smaller batches were slower split
+        and run whole. The gradients are
         the same up to rounding, and for a given number of threads training
         is bitwise reproducible. The threads stop when ``fit`` returns; no
         thread setting changes.
