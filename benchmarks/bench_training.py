@@ -54,6 +54,14 @@ def machine():
             f"{torch.get_num_threads()} threads; load average {load[0]:.2f}")
 
 
+def make_data(args):
+    """The benchmark's positions ``X`` and their displacements as batches."""
+    X, _ = make_fbm(args.n_samples, args.n_timesteps, alpha=(0.2, 1.8),
+                    D=(1e-5, 1e-2), design="uniform", random_state=0)
+    dx = torch.as_tensor(np.diff(X, axis=1), dtype=torch.float32).unsqueeze(1)
+    return X, list(dx.split(args.batch_size))
+
+
 def bare_loop(model, batches, fast, halves=True):
     """One epoch over pre-made batches: forward, NLL + KL, backward, Adam.
 
@@ -118,10 +126,7 @@ def main(argv=None):
         return plain_epoch(args)
 
     print("machine:", machine())
-    X, _ = make_fbm(args.n_samples, args.n_timesteps, alpha=(0.2, 1.8),
-                    D=(1e-5, 1e-2), design="uniform", random_state=0)
-    dx = torch.as_tensor(np.diff(X, axis=1), dtype=torch.float32).unsqueeze(1)
-    batches = list(dx.split(args.batch_size))
+    X, batches = make_data(args)
     n = args.n_samples
     print(f"data: {n} fBM trajectories, T={args.n_timesteps}, "
           f"batch {args.batch_size} ({len(batches)} batches)")
@@ -197,10 +202,7 @@ def plain_in_fresh_process(args):
 def plain_epoch(args):
     """What :func:`plain_in_fresh_process` runs: the data, a warm-up batch,
     then one timed epoch; prints its seconds."""
-    X, _ = make_fbm(args.n_samples, args.n_timesteps, alpha=(0.2, 1.8),
-                    D=(1e-5, 1e-2), design="uniform", random_state=0)
-    dx = torch.as_tensor(np.diff(X, axis=1), dtype=torch.float32).unsqueeze(1)
-    batches = list(dx.split(args.batch_size))
+    _, batches = make_data(args)
     torch.manual_seed(0)
     bare_loop(ReferenceSPIVAE(), batches[:1], False)
     print(bare_loop(ReferenceSPIVAE(), batches, False))
@@ -208,8 +210,7 @@ def plain_epoch(args):
 
 def cuda(args):
     print("machine:", machine(), "|", torch.cuda.get_device_name())
-    X, _ = make_fbm(args.n_samples, args.n_timesteps, alpha=(0.2, 1.8),
-                    D=(1e-5, 1e-2), design="uniform", random_state=0)
+    X, _ = make_data(args)
     timed_fit(X[:512], 0.0, "cuda")  # warm-up: CUDA context, kernels
     for fraction in (0.0, 0.2):
         seconds = timed_fit(X, fraction, "cuda")

@@ -373,7 +373,6 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.owner = owner
         self.last_good_state = copy.deepcopy(module.state_dict())
-        self._halves = None  # two threads for the steps, during run()
 
     def _call(self, hook, record):
         stop = False
@@ -398,7 +397,7 @@ class Trainer:
         stage0 = history[-1]["stage"] + 1 if history else 0
         self._call("on_train_begin", {"stages": stages, "n_batches": n_batches,
                                       "first_epoch": epoch, "first_stage": stage0})
-        self._halves = HalfBatches.create(train.device)
+        halves = HalfBatches.create(train.device)
         try:
             for s, stage in enumerate(stages):
                 scheduler = make_lr_scheduler(self.optimizer, self.lr,
@@ -408,7 +407,8 @@ class Trainer:
                     start = time.perf_counter()
                     beta = stage.beta_at(e)
                     lr = self.optimizer.param_groups[0]["lr"]
-                    train_loss, stop = self.train_epoch(train, beta, scheduler, epoch)
+                    train_loss, stop = self.train_epoch(train, beta, scheduler, epoch,
+                                                        halves)
                     record = {"epoch": epoch, "stage": stage0 + s, "beta": beta,
                               "lr": lr, "train_loss": train_loss + self.nll_offset}
                     scores = evaluate(self.module, valid, beta, self.batch_size)
@@ -432,13 +432,13 @@ class Trainer:
             self.module.load_state_dict(self.last_good_state)
             raise
         finally:
-            if self._halves is not None:
-                self._halves.close()
-                self._halves = None
+            if halves is not None:
+                halves.close()
             self._call("on_train_end", {"history": history})
 
-    def train_epoch(self, train, beta, scheduler, epoch):
-        """One pass over ``train`` in a seeded order; returns (mean loss, stop)."""
+    def train_epoch(self, train, beta, scheduler, epoch, halves=None):
+        """One pass over ``train`` in a seeded order; returns (mean loss, stop).
+        Large batches run as halves with ``halves`` (a :class:`HalfBatches`)."""
         module = self.module.train()
         n = train.shape[0]
         order = torch.randperm(n, generator=self.generator, device=train.device)
@@ -447,7 +447,7 @@ class Trainer:
         for b, i in enumerate(range(0, n, self.batch_size)):
             batch = train[order[i:i + self.batch_size]]
             self.optimizer.zero_grad(set_to_none=True)
-            loss = forward_backward(module, batch, beta, self.generator, self._halves)
+            loss = forward_backward(module, batch, beta, self.generator, halves)
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(
                     f"The training loss became {loss.item()} at epoch {epoch} "
