@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/bench_training.py            # 10,000 fBM trajectories, T=400
+    python benchmarks/bench_training.py            # 10,000 fBM trajectories, T=400, 3 rounds
     python benchmarks/bench_training.py --profile  # also where the time goes
 
 Prints the machine, then seconds per epoch and trajectories per second for the
@@ -113,7 +113,7 @@ def main(argv=None):
     parser.add_argument("--n-samples", type=int, default=10_000)
     parser.add_argument("--n-timesteps", type=int, default=400)
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=2,
+    parser.add_argument("--repeats", type=int, default=3,
                         help="interleaved rounds; each row keeps its best")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--cuda", action="store_true",
