@@ -331,11 +331,10 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         least 80,000 displacements (256 trajectories of 400 steps, say) runs
         as two halves at once, on two threads of its own that share torch's
         threads between them: on 2 cores, steps about 7% shorter (median of
-        eight paired comparisons), where smaller batches were slower split
-        and run whole. The gradients are
-        the same up to rounding, and for a given number of threads training
-        is bitwise reproducible. The threads stop when ``fit`` returns; no
-        thread setting changes.
+        ten paired comparisons). Smaller batches, which were slower split,
+        run whole. The gradients are the same up to rounding, and for a
+        given number of threads training is bitwise reproducible. The
+        threads stop when ``fit`` returns; no thread setting changes.
         """
         stages = make_stages(self.beta_schedule, self.beta, self.max_epochs,
                              self.beta_warmup_epochs, self.beta_sharpness)
