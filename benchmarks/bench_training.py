@@ -67,6 +67,13 @@ def make_data(args):
     return X, list(dx.split(args.batch_size))
 
 
+def warm_up(batches):
+    """The batches a warm-up runs: a full one and the epoch's last, short one,
+    so that the one-time costs of both shapes (oneDNN's kernels) are not
+    timed."""
+    return [batches[0], batches[-1]]
+
+
 def bare_loop(model, batches, fast, halves=True):
     """One epoch over pre-made batches: forward, NLL + KL, backward, Adam.
 
@@ -143,11 +150,9 @@ def main(argv=None):
     n_research = int(round(9_984 / 0.8))
     X_research, _ = make_fbm(n_research, args.n_timesteps, alpha=(0.2, 1.8),
                              D=(1e-5, 1e-2), design="uniform", random_state=1)
-    # Warm-up both models once, on a full and on the last, short batch, so
-    # that one-time costs (oneDNN's kernels for each shape) are not timed.
-    warm_up = [batches[0], batches[-1]]
-    bare_loop(ReferenceSPIVAE(), warm_up, False)
-    bare_loop(SPIVAEModule(), warm_up, True)
+    # Warm-up both models once so that one-time costs are not timed.
+    bare_loop(ReferenceSPIVAE(), warm_up(batches), False)
+    bare_loop(SPIVAEModule(), warm_up(batches), True)
 
     def settled(function):
         """``function`` under the process settings that ``fit`` uses."""
@@ -217,7 +222,7 @@ def plain_epoch(args):
     then one timed epoch; prints its seconds."""
     _, batches = make_data(args)
     torch.manual_seed(0)
-    bare_loop(ReferenceSPIVAE(), [batches[0], batches[-1]], False)  # as in main
+    bare_loop(ReferenceSPIVAE(), warm_up(batches), False)
     print(bare_loop(ReferenceSPIVAE(), batches, False))
 
 
