@@ -74,15 +74,15 @@ def warm_up(batches):
     return [batches[0], batches[-1]]
 
 
-def bare_loop(model, batches, fast, halves=True):
+def bare_loop(model, batches, fast, split=True):
     """One epoch over pre-made batches: forward, NLL + KL, backward, Adam.
 
     The plain transcription uses torch's default Adam; ours (``fast``) the
     fused Adam and the forward and backward passes that ``fit`` uses (with
-    ``halves``, a batch's two halves at once on two threads, where that
+    ``split``, a large batch's two halves at once on two threads, where that
     applies), so that the fit overhead compares like with like.
     """
-    halves = HalfBatches.create("cpu") if fast and halves else None
+    halves = HalfBatches.create("cpu") if fast and split else None
     optimizer = (make_optimizer(model.parameters(), 1e-3) if fast else
                  torch.optim.Adam(model.parameters(), lr=1e-3))
     start = time.perf_counter()
@@ -170,7 +170,7 @@ def main(argv=None):
         "SPIVAEModule, bare loop, fit's process settings":
             settled(lambda: bare_loop(SPIVAEModule(), batches, True)),
         "SPIVAEModule, bare loop, settings, whole batches":
-            settled(lambda: bare_loop(SPIVAEModule(), batches, True, halves=False)),
+            settled(lambda: bare_loop(SPIVAEModule(), batches, True, split=False)),
         "SPIVAE.fit epoch (no validation)": lambda: timed_fit(X, 0.0),
         f"SPIVAE.fit epoch, 9,984 train + {n_research - 9_984} valid":
             lambda: timed_fit(X_research, 0.2),
@@ -218,8 +218,8 @@ def plain_in_fresh_process(args):
 
 
 def plain_epoch(args):
-    """What :func:`plain_in_fresh_process` runs: the data, a warm-up batch,
-    then one timed epoch; prints its seconds."""
+    """What :func:`plain_in_fresh_process` runs: the data, the warm-up
+    batches, then one timed epoch; prints its seconds."""
     _, batches = make_data(args)
     torch.manual_seed(0)
     bare_loop(ReferenceSPIVAE(), warm_up(batches), False)

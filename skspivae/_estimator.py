@@ -331,8 +331,9 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         least 80,000 displacements (256 trajectories of 400 steps, say) runs
         as two halves at once, on two threads of its own that share torch's
         threads between them: on 2 cores, steps about 7% shorter (median of
-        ten paired comparisons). Smaller batches, which were slower split,
-        run whole. The gradients are the same up to rounding, and for a
+        twelve paired comparisons; over whole epochs the gain was within the
+        machine's noise). Smaller batches, which were slower split, run
+        whole. The gradients are the same up to rounding, and for a
         given number of threads training is bitwise reproducible. The
         threads stop when ``fit`` returns; no thread setting changes.
         """
