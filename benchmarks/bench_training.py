@@ -59,10 +59,16 @@ def machine():
             f"{torch.get_num_threads()} threads; load average {load[0]:.2f}")
 
 
+def simulate(n_samples, n_timesteps, random_state):
+    """fBM positions on the paper's ranges, the benchmark's data."""
+    X, _ = make_fbm(n_samples, n_timesteps, alpha=(0.2, 1.8), D=(1e-5, 1e-2),
+                    design="uniform", random_state=random_state)
+    return X
+
+
 def make_data(args):
     """The benchmark's positions ``X`` and their displacements as batches."""
-    X, _ = make_fbm(args.n_samples, args.n_timesteps, alpha=(0.2, 1.8),
-                    D=(1e-5, 1e-2), design="uniform", random_state=0)
+    X = simulate(args.n_samples, args.n_timesteps, random_state=0)
     dx = torch.as_tensor(np.diff(X, axis=1), dtype=torch.float32).unsqueeze(1)
     return X, list(dx.split(args.batch_size))
 
@@ -148,8 +154,7 @@ def main(argv=None):
 
     torch.manual_seed(0)
     n_research = int(round(9_984 / 0.8))
-    X_research, _ = make_fbm(n_research, args.n_timesteps, alpha=(0.2, 1.8),
-                             D=(1e-5, 1e-2), design="uniform", random_state=1)
+    X_research = simulate(n_research, args.n_timesteps, random_state=1)
     # Warm-up both models once so that one-time costs are not timed.
     bare_loop(ReferenceSPIVAE(), warm_up(batches), False)
     bare_loop(SPIVAEModule(), warm_up(batches), True)
@@ -228,7 +233,7 @@ def plain_epoch(args):
 
 def cuda(args):
     print("machine:", machine(), "|", torch.cuda.get_device_name())
-    X, _ = make_data(args)
+    X = simulate(args.n_samples, args.n_timesteps, random_state=0)
     timed_fit(X[:512], 0.0, "cuda")  # warm-up: CUDA context, kernels
     for fraction in (0.0, 0.2):
         seconds = timed_fit(X, fraction, "cuda")
