@@ -1,8 +1,12 @@
 """Autoregressive generation of displacements with a SPIVAE module.
 
-Plain torch, no scikit-learn. Generation follows the paper: a history of
-``receptive_field`` zero displacements, then each new displacement is drawn
-from the WaveNet's mixture given the history and appended.
+Plain torch, no scikit-learn. With the Gaussian decoder, displacements are
+drawn from the first one on, each from its exact conditional given the
+previous ones (:func:`~skspivae.nn._gaussian.gaussian_sample`), as the model
+was trained: there is no warm-up. With the WaveNet, generation follows the
+paper: a history of ``receptive_field`` zero displacements, then each new
+displacement is drawn from the WaveNet's mixture given the history and
+appended.
 
 Time alignment is the one of training (see :mod:`skspivae.nn._modules`): for a
 sequence of ``length = receptive_field + n_steps`` displacements, the
@@ -32,6 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from ._distributions import sample
+from ._gaussian import gaussian_sample
 
 __all__ = ["generate"]
 
@@ -77,13 +82,17 @@ def _generate_full_window(module, z, n_steps, *, generator=None, batch_size=1024
 
 
 def _in_batches(batch_fn, module, z, n_steps, generator, batch_size):
-    """Run ``batch_fn(wavenet, c, n_mixtures, generator)`` over slices of ``z``."""
+    """Run ``batch_fn(wavenet, c, n_mixtures, generator)`` over slices of ``z``;
+    for the Gaussian decoder, its exact sampler."""
     param = next(module.parameters())
     z = torch.as_tensor(z, device=param.device, dtype=param.dtype)
-    length = module.receptive_field + n_steps
     out = torch.empty((z.shape[0], n_steps), device=param.device, dtype=param.dtype)
     for i in range(0, z.shape[0], batch_size):
-        c = _conditioning(module, z[i:i + batch_size], length)
+        if module.decoder_type == "gaussian":
+            out[i:i + batch_size] = gaussian_sample(*module.decoder(z[i:i + batch_size]),
+                                                    n_steps, generator)
+            continue
+        c = _conditioning(module, z[i:i + batch_size], module.receptive_field + n_steps)
         out[i:i + batch_size] = batch_fn(module.wavenet, c, module.n_mixtures,
                                          generator)
     return out

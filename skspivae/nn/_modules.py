@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._distributions import kl_normal, log_prob
+from ._gaussian import GaussianDecoder, gaussian_log_prob
 
 
 def _init_relu(module):
@@ -140,6 +141,14 @@ class Encoder(nn.Module):
         Positions kept by each of the adaptive average and max poolings.
     hidden : tuple of int
         Sizes of the dense layers between the pooled features and the output.
+    normalize : bool
+        Divide each trajectory by the root mean square ``s`` of its own
+        displacements before the convolutions, and add ``log(s)`` times a
+        learned vector to the latent means. Across decades of D the scale
+        otherwise hides the shape of the trajectory (which carries alpha)
+        from the convolutions. The encoder is then scale-equivariant: a
+        trajectory multiplied by ``c`` has its latent means moved by
+        ``log(c)`` along that vector, and the same posterior variances.
 
     Examples
     --------
@@ -151,9 +160,10 @@ class Encoder(nn.Module):
     """
 
     def __init__(self, n_components=6, channels=16, n_layers=4, kernel_size=3,
-                 pool_size=16, hidden=(200, 100)):
+                 pool_size=16, hidden=(200, 100), normalize=False):
         super().__init__()
         self.pool_size = pool_size
+        self.normalize = normalize
         self.convs = nn.ModuleList(
             nn.Conv1d(1 if i == 0 else channels, channels, kernel_size)
             for i in range(n_layers)
@@ -166,6 +176,10 @@ class Encoder(nn.Module):
         last = self.dense[-1]
         nn.init.zeros_(last.weight[n_components:])
         nn.init.zeros_(last.bias)
+        if normalize:
+            # The log-scale moves the latent means along one learned direction.
+            self.scale = nn.Linear(1, n_components, bias=False)
+            nn.init.zeros_(self.scale.weight)
 
     def forward(self, dx):
         """(batch, 1, length) -> mu, logvar, each (batch, n_components).
@@ -173,6 +187,11 @@ class Encoder(nn.Module):
         The convolutions run as 2D ones of height 1 in channels-last memory:
         for 16 channels oneDNN is about 2x faster than in 1D (B, C, T).
         """
+        if self.normalize:  # (batch, 1) log of each trajectory's RMS
+            # A trajectory of zero displacements gets the smallest scale.
+            log_rms = 0.5 * torch.log(dx.square().mean(dim=2).clamp_min(
+                torch.finfo(dx.dtype).tiny))
+            dx = dx * torch.exp(-log_rms)[:, :, None]
         # The first layer (one input channel) as a product of its taps and a
         # column of ones for the bias: a 2D input with one channel would
         # leave oneDNN in the slow NCHW layout.
@@ -188,7 +207,10 @@ class Encoder(nn.Module):
         h = _AvgMaxPool.apply(h, self.pool_size)
         for layer in self.dense[:-1]:
             h = F.relu(layer(h))
-        return self.dense[-1](h).chunk(2, dim=1)
+        mu, logvar = self.dense[-1](h).chunk(2, dim=1)
+        if self.normalize:
+            mu = mu + self.scale(log_rms)
+        return mu, logvar
 
 
 class ConditioningDecoder(nn.Module):
@@ -551,7 +573,16 @@ class _WaveNetStack(torch.autograd.Function):
 
 
 class SPIVAEModule(nn.Module):
-    """The full SPIVAE: encoder, reparametrised latent, conditioning, WaveNet.
+    """The full SPIVAE: encoder, reparametrised latent, decoder.
+
+    Two decoders are available. ``decoder="wavenet"`` is the paper's: a
+    conditioning decoder maps z to c(t), and a WaveNet predicts each
+    displacement from the ``receptive_field`` previous ones and c(t); the
+    first ``receptive_field`` displacements are not scored. The defaults of
+    this module are the paper's model (262,885 parameters).
+    ``decoder="gaussian"`` is :class:`GaussianDecoder`: the exact predictor
+    of a Gaussian process whose correlations and scale come from z alone,
+    which scores every displacement (see :mod:`skspivae.nn._gaussian`).
 
     Parameters
     ----------
@@ -560,12 +591,19 @@ class SPIVAEModule(nn.Module):
     encoder_channels, encoder_layers, kernel_size, pool_size : int
         Encoder convolutions (mirrored by the conditioning decoder).
     encoder_hidden, decoder_hidden : tuple of int
-        Dense layer sizes of the encoder and of the conditioning decoder.
+        Dense layer sizes of the encoder and of the decoder.
     residual_channels, skip_channels, wavenet_kernel_size, layer_size, stack_size : int
         WaveNet sizes; dilations are ``1, 2, ..., 2**(layer_size-1)``
         repeated ``stack_size`` times.
     n_mixtures : int
-        Normal components of the output distribution.
+        Normal components of the WaveNet's output distribution.
+    decoder : {"wavenet", "gaussian"}
+        Which decoder.
+    memory : int
+        Lags of the Gaussian decoder's partial autocorrelations.
+    normalize_encoder : bool
+        Whether the encoder sees each trajectory divided by its own scale
+        (see :class:`Encoder`).
 
     Examples
     --------
@@ -579,17 +617,29 @@ class SPIVAEModule(nn.Module):
     >>> out = module(torch.zeros(2, 1, 99))
     >>> out.params.shape, out.mu.shape
     (torch.Size([2, 3, 67]), torch.Size([2, 6]))
+    >>> gaussian = SPIVAEModule(decoder="gaussian", memory=64, normalize_encoder=True)
+    >>> kappa, log_scale = gaussian(torch.randn(2, 1, 99)).params
+    >>> kappa.shape, log_scale.shape
+    (torch.Size([2, 64]), torch.Size([2, 2]))
     """
 
     def __init__(self, n_components=6, encoder_channels=16, encoder_layers=4,
                  kernel_size=3, pool_size=16, encoder_hidden=(200, 100),
                  decoder_hidden=(100, 200), residual_channels=16, skip_channels=16,
-                 wavenet_kernel_size=3, layer_size=4, stack_size=1, n_mixtures=1):
+                 wavenet_kernel_size=3, layer_size=4, stack_size=1, n_mixtures=1,
+                 decoder="wavenet", memory=256, normalize_encoder=False):
         super().__init__()
+        if decoder not in ("wavenet", "gaussian"):
+            raise ValueError(f"decoder must be 'wavenet' or 'gaussian'; got {decoder!r}.")
         self.n_components = n_components
         self.n_mixtures = n_mixtures
+        self.decoder_type = decoder
         self.encoder = Encoder(n_components, encoder_channels, encoder_layers,
-                               kernel_size, pool_size, tuple(encoder_hidden))
+                               kernel_size, pool_size, tuple(encoder_hidden),
+                               normalize=normalize_encoder)
+        if decoder == "gaussian":
+            self.decoder = GaussianDecoder(n_components, tuple(decoder_hidden), memory)
+            return
         self.decoder = ConditioningDecoder(n_components, encoder_channels,
                                            encoder_layers, kernel_size, pool_size,
                                            tuple(decoder_hidden))
@@ -600,12 +650,22 @@ class SPIVAEModule(nn.Module):
     @property
     def receptive_field(self):
         """Past displacements one prediction depends on."""
+        if self.decoder_type == "gaussian":
+            return self.decoder.memory
         return self.wavenet.receptive_field
+
+    @property
+    def n_unscored(self):
+        """First displacements of a trajectory that are not predicted: the
+        WaveNet's receptive field; none for the Gaussian decoder."""
+        return 0 if self.decoder_type == "gaussian" else self.receptive_field
 
     @property
     def min_length(self):
         """Fewest displacements a trajectory needs: one scored step, and room
         for the encoder's and decoder's unpadded convolutions."""
+        if self.decoder_type == "gaussian":
+            return self.encoder.shrink + 1
         return max(self.receptive_field + 1, self.encoder.shrink + 1,
                    self.decoder.grow + 1)
 
@@ -623,8 +683,27 @@ class SPIVAEModule(nn.Module):
                 noise = torch.randn(mu.shape, generator=generator, device=mu.device,
                                     dtype=mu.dtype)
             z = mu + torch.exp(0.5 * logvar) * noise
-        c = self.decoder(z, dx.shape[-1])
-        return SPIVAEOutput(self.wavenet(dx, c), mu, logvar)
+        return SPIVAEOutput(self.decode(dx, z), mu, logvar)
+
+    def decode(self, dx, z):
+        """The decoder's output for displacements ``dx`` given latents ``z``:
+        the WaveNet head's parameters (batch, 3 * n_mixtures, length -
+        receptive_field), or the Gaussian decoder's ``(kappa, log_scale)``."""
+        if self.decoder_type == "gaussian":
+            return self.decoder(z)
+        return self.wavenet(dx, self.decoder(z, dx.shape[-1]))
+
+    def log_prob(self, dx, params):
+        """Log-density (batch, length - n_unscored) of each scored displacement
+        of ``dx`` (batch, 1, length) given the decoder's output ``params``."""
+        if self.decoder_type == "gaussian":
+            return gaussian_log_prob(dx[:, 0], *params)
+        return log_prob(params, dx[:, 0, self.receptive_field:], self.n_mixtures)
+
+    def nll(self, dx, z):
+        """Negative log-likelihood per scored step of each trajectory given
+        its latent ``z`` (batch, n_components): (batch,)."""
+        return -self.log_prob(dx, self.decode(dx, z)).mean(dim=1)
 
     def losses(self, dx, sample_latent=True, generator=None, noise=None):
         """Per-trajectory mean NLL over scored steps and KL per neuron.
@@ -636,15 +715,15 @@ class SPIVAEModule(nn.Module):
         kl : Tensor of shape (batch, n_components)
         """
         out = self(dx, sample_latent, generator, noise)
-        target = dx[:, 0, self.receptive_field:]
-        nll = -log_prob(out.params, target, self.n_mixtures).mean(dim=1)
+        nll = -self.log_prob(dx, out.params).mean(dim=1)
         return nll, kl_normal(out.mu, out.logvar)
 
 
 class SPIVAEOutput(tuple):
     """What :class:`SPIVAEModule` returns: ``(params, mu, logvar)`` with names.
 
-    ``params`` (batch, 3 * n_mixtures, length - receptive_field) are the
+    ``params`` is the decoder's output (:meth:`SPIVAEModule.decode`): for
+    the WaveNet, (batch, 3 * n_mixtures, length - receptive_field), the
     output distribution's parameters for the scored steps; ``mu`` and
     ``logvar`` (batch, n_components) the latent distribution.
 
