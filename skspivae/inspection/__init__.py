@@ -14,10 +14,14 @@ from ._neurons import (
     neuron_summary_from_moments,
     parameter_quantities,
 )
+from ._generation import GeneratedMSD, generated_msd
+from ._likelihood import fbm_log_likelihood, fbm_mle, sbm_log_likelihood, sbm_mle
 from ._trajectories import ensemble_msd, fit_anomalous_exponent, time_averaged_msd
 
 __all__ = [
     "DVDivergence",
+    "GeneratedMSD",
+    "generated_msd",
     "mutual_information",
     "LatentRelations",
     "NeuronSummary",
@@ -32,5 +36,9 @@ __all__ = [
     "parameter_quantities",
     "ensemble_msd",
     "fit_anomalous_exponent",
+    "fbm_log_likelihood",
+    "fbm_mle",
+    "sbm_log_likelihood",
+    "sbm_mle",
     "time_averaged_msd",
 ]

@@ -22,7 +22,7 @@ from scipy import stats
 from sklearn.base import clone
 from sklearn.feature_selection import mutual_info_regression
 from sklearn.linear_model import LinearRegression
-from sklearn.metrics import r2_score, root_mean_squared_error
+from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_array
 from sklearn.utils.validation import check_is_fitted
@@ -622,6 +622,8 @@ class ReadoutResult:
         Neurons used as features.
     rmse : float
         Root mean squared error on the test split.
+    mae : float
+        Mean absolute error on the test split.
     r2 : float
         Coefficient of determination on the test split.
     n_train, n_test : int
@@ -644,6 +646,7 @@ class ReadoutResult:
     target: str
     neurons: np.ndarray
     rmse: float
+    mae: float
     r2: float
     n_train: int
     n_test: int
@@ -722,6 +725,7 @@ def latent_readout(
         target=name,
         neurons=neurons,
         rmse=float(root_mean_squared_error(t_test, prediction)),
+        mae=float(mean_absolute_error(t_test, prediction)),
         r2=float(r2_score(t_test, prediction)),
         n_train=len(t_train),
         n_test=len(t_test),

@@ -1,0 +1,148 @@
+"""Does generation obey the latent? MSD of trajectories generated from the
+mean latent of simulated ones."""
+
+from dataclasses import dataclass, field
+from numbers import Integral
+
+import numpy as np
+
+from ._trajectories import ensemble_msd, fit_anomalous_exponent
+
+__all__ = ["GeneratedMSD", "generated_msd"]
+
+
+@dataclass
+class GeneratedMSD:
+    """Ensemble MSD fits of trajectories generated for (alpha, D) targets.
+
+    Attributes
+    ----------
+    alpha, D : ndarray of shape (n_targets,)
+        The targets.
+    exponent, prefactor : ndarray of shape (n_targets,)
+        The fit ``MSD = 2 D_fit t^exponent`` over all lags of each target's
+        generated ensemble, and ``prefactor = D_fit / D``; NaN where a
+        generated value is not finite.
+    z : ndarray of shape (n_targets, n_components)
+        The latents the trajectories were generated from.
+    samples : list of ndarray of shape (n_samples, n_timesteps)
+        The generated trajectories of each target.
+
+    Examples
+    --------
+    See :func:`generated_msd`.
+    """
+
+    alpha: np.ndarray
+    D: np.ndarray
+    exponent: np.ndarray
+    prefactor: np.ndarray
+    z: np.ndarray
+    samples: list = field(repr=False)
+
+    def within(self, exponent_tol=0.1, prefactor_factor=1.5):
+        """Whether each target's exponent is within ``exponent_tol`` of
+        alpha and its prefactor within a factor ``prefactor_factor`` of D.
+
+        Parameters
+        ----------
+        exponent_tol : float, default=0.1
+        prefactor_factor : float, default=1.5
+
+        Returns
+        -------
+        ndarray of bool of shape (n_targets,)
+        """
+        with np.errstate(invalid="ignore"):
+            return ((np.abs(self.exponent - self.alpha) <= exponent_tol)
+                    & (self.prefactor <= prefactor_factor)
+                    & (self.prefactor >= 1 / prefactor_factor))
+
+    def __str__(self):
+        ok = self.within()
+        lines = ["alpha        D  exponent  prefactor/D  within 0.1, 1.5x"]
+        for i in range(self.alpha.size):
+            lines.append(f"{self.alpha[i]:5.2f} {self.D[i]:8.1e} {self.exponent[i]:9.3f} "
+                         f"{self.prefactor[i]:12.3f}  {'yes' if ok[i] else 'no'}")
+        return "\n".join(lines)
+
+
+def generated_msd(estimator, *, process="fbm", alpha=(0.4, 1.0, 1.6), D=(1e-4, 1e-2),
+                  n_timesteps=None, n_encode=200, n_samples=500, random_state=None):
+    """Generate from the mean latent of simulated trajectories; fit their MSD.
+
+    For each pair of the grid ``alpha x D``, ``n_encode`` trajectories of
+    ``process`` are simulated and encoded; their mean latent, with the
+    collapsed neurons set to 0, conditions ``n_samples`` generated
+    trajectories, whose ensemble MSD is fitted by ``2 D_fit t^exponent`` over
+    all lags. A model whose generation obeys its latent gives back
+    ``exponent`` close to alpha and ``D_fit`` close to D.
+
+    Parameters
+    ----------
+    estimator : fitted SPIVAE
+    process : {"fbm", "sbm"}, default="fbm"
+    alpha, D : array-like of float, default=(0.4, 1.0, 1.6) and (1e-4, 1e-2)
+        The targets' exponents in (0, 2) and diffusion coefficients.
+    n_timesteps : int, default=None
+        Length of the simulated and generated trajectories (positions);
+        ``estimator.n_features_in_`` when None.
+    n_encode, n_samples : int, default=200, 500
+        Trajectories simulated and generated per target.
+    random_state : int or None, default=None
+        Seeds the simulations and the generation.
+
+    Returns
+    -------
+    GeneratedMSD
+
+    Examples
+    --------
+    >>> from skspivae import SPIVAE
+    >>> from skspivae.datasets import make_fbm
+    >>> from skspivae.inspection import generated_msd
+    >>> X, _ = make_fbm(64, 40, alpha=(0.5, 1.5), D=(1e-3, 1e-2), design="uniform",
+    ...                 random_state=0)
+    >>> est = SPIVAE(n_components=2, max_epochs=1, random_state=0).fit(X)
+    >>> report = generated_msd(est, alpha=[0.5], D=[1e-3], n_samples=20, random_state=0)
+    >>> report.exponent.shape, report.samples[0].shape
+    ((1,), (20, 40))
+    """
+    from ..datasets import make_fbm, make_sbm
+
+    if process not in ("fbm", "sbm"):
+        raise ValueError(f"process must be 'fbm' or 'sbm'; got {process!r}.")
+    for name, value in (("n_encode", n_encode), ("n_samples", n_samples)):
+        if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1; got {value!r}.")
+    if random_state is not None and (isinstance(random_state, bool)
+                                     or not isinstance(random_state, Integral)):
+        raise TypeError(f"random_state must be an int or None; got {random_state!r}.")
+    alphas = np.asarray(alpha, dtype=np.float64).ravel()
+    Ds = np.asarray(D, dtype=np.float64).ravel()
+    if alphas.size == 0 or Ds.size == 0:  # the simulators check the values
+        raise ValueError("alpha and D must be non-empty sequences of numbers.")
+    n_timesteps = estimator.n_features_in_ if n_timesteps is None else n_timesteps
+    make = make_fbm if process == "fbm" else make_sbm
+    collapsed = np.setdiff1d(np.arange(estimator.n_components),
+                             estimator.active_components_)
+    seeds = np.random.SeedSequence(random_state).generate_state(2 * alphas.size * Ds.size)
+    grid = [(a, d) for a in alphas for d in Ds]
+    exponent, prefactor, zs, samples = [], [], [], []
+    for k, (a, d) in enumerate(grid):
+        X, _ = make(n_encode, n_timesteps, alpha=[a], D=[d], random_state=int(seeds[2 * k]))
+        z = estimator.transform(X).mean(axis=0)
+        z[collapsed] = 0.0
+        generated = estimator.sample(n_samples, z=z, n_timesteps=n_timesteps,
+                                     random_state=int(seeds[2 * k + 1]))
+        lags, msd = ensemble_msd(generated) if np.isfinite(generated).all() else (None, None)
+        if msd is not None and np.all(msd > 0):
+            e, d_fit = fit_anomalous_exponent(lags, msd)
+        else:
+            e, d_fit = np.nan, np.nan
+        exponent.append(e)
+        prefactor.append(d_fit / d)
+        zs.append(z)
+        samples.append(generated)
+    return GeneratedMSD(np.array([a for a, _ in grid]), np.array([d for _, d in grid]),
+                        np.array(exponent), np.array(prefactor), np.array(zs), samples)
