@@ -16,35 +16,6 @@ import time
 import numpy as np
 
 PROG = "skspivae"
-# The paper's fBM grid (REFERENCE.md section 1).
-PAPER_ALPHA = np.linspace(0.2, 1.8, 21)
-PAPER_D = np.geomspace(1e-5, 1e-2, 10)
-# A tiny architecture, for smoke tests and the quick demo.
-TINY = {"encoder_hidden": (32,), "decoder_hidden": (32,), "encoder_channels": 8,
-        "residual_channels": 8, "skip_channels": 8, "layer_size": 3}
-
-# Recipes of ``skspivae demo``: data (a grid of alpha and D, trajectories per
-# grid point, length), model parameters and a staged beta schedule.
-DEMO_RECIPES = {
-    "quick": {
-        "alpha": np.linspace(0.2, 1.8, 5), "D": np.geomspace(1e-4, 1e-2, 3),
-        "per_point": 16, "n_timesteps": 100,
-        "params": dict(TINY, n_components=4, batch_size=64,
-                       beta_schedule=[(4, 0.0), (2, 1e-3)]),
-    },
-    # The paper's architecture and schedule shape, 1/30 of its data, half its
-    # trajectory length and 80 epochs: about 3 minutes on 2 server CPU cores.
-    "default": {
-        "alpha": np.linspace(0.2, 1.8, 9), "D": np.geomspace(1e-5, 1e-2, 4),
-        "per_point": 100, "n_timesteps": 200,
-        "params": dict(batch_size=64, beta_schedule=[
-            (30, 0.0), (10, 1e-4), (10, 6e-4), (10, 1e-3), (10, 2e-3), (10, 4e-3)]),
-    },
-    "full": {
-        "alpha": PAPER_ALPHA, "D": PAPER_D, "per_point": 476, "n_timesteps": 400,
-        "params": dict(batch_size=256, beta_schedule="fbm_paper"),
-    },
-}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -313,6 +284,7 @@ def _write_json(path, obj):
 # --- subcommands --------------------------------------------------------------
 
 def _cmd_simulate(args):
+    from ._demo import PAPER_ALPHA, PAPER_D
     from .datasets import make_fbm, make_sbm
 
     _check_output(args.out, args.overwrite)
@@ -408,127 +380,11 @@ def _cmd_inspect(args):
 
 
 def _cmd_demo(args):
+    from ._demo import run_demo
+
     recipe = "quick" if args.quick else "full" if args.full else "default"
     run_demo(recipe, out=args.out, overwrite=args.overwrite, seed=args.seed,
              device=args.device)
-
-
-# --- the demo -----------------------------------------------------------------
-
-def run_demo(recipe="default", *, out="skspivae_demo", overwrite=False, seed=0,
-             device="auto"):
-    """Simulate fBM, train with beta annealing, report the neurons, generate.
-
-    The body of ``skspivae demo``; see :data:`DEMO_RECIPES` for the sizes.
-    Writes ``model.pt``, ``summary.json`` and PNG figures into ``out`` and
-    returns the summary.
-    """
-    from . import plotting
-    from ._estimator import SPIVAE, _resolve_device
-    from .datasets import make_fbm
-    from .inspection import neuron_summary
-
-    if recipe not in DEMO_RECIPES:
-        raise ValueError(f"recipe must be one of {sorted(DEMO_RECIPES)}; "
-                         f"got {recipe!r}.")
-    r = DEMO_RECIPES[recipe]
-    est = SPIVAE(**r["params"], device=device, random_state=seed, verbose=1)
-    est._validate_params()
-    resolved = _resolve_device(device)  # a clear error now if CUDA is missing
-    _check_folder(out, overwrite)
-    timings, start = {}, time.perf_counter()
-    grid = {"alpha": r["alpha"], "D": r["D"]}
-    n_points = len(r["alpha"]) * len(r["D"])
-    X, y = make_fbm(n_points * r["per_point"], r["n_timesteps"], **grid,
-                    random_state=seed)
-    # Held-out trajectories for the correlations and the generation targets.
-    X_test, y_test = make_fbm(n_points * min(r["per_point"], 10), r["n_timesteps"],
-                              **grid, random_state=seed + 1)
-    timings["simulate_s"] = time.perf_counter() - start
-    print(f"skspivae demo ({recipe}): {X.shape[0]} fBM trajectories of "
-          f"{X.shape[1]} positions on a {len(r['alpha'])} x {len(r['D'])} grid of "
-          f"(alpha, D); schedule {est.beta_schedule}; device {resolved}.", flush=True)
-
-    tick = time.perf_counter()
-    est.fit(X)
-    timings["fit_s"] = time.perf_counter() - tick
-    os.makedirs(out, exist_ok=True)
-
-    tick = time.perf_counter()
-    rows = _neuron_report(est, X_test, y_test)
-    active = [row for row in rows if row["active"]]
-    print(f"\n{len(active)} of {len(rows)} neurons survive (KL > "
-          f"{est.kl_threshold:g} nats on held-out trajectories); Spearman "
-          "correlation of their means with alpha and log D:")
-    print(_format_report(rows, active_only=True) if active else "(none)")
-    if recipe != "full":
-        print("(Short runs learn log D first. In the paper, the full recipe, "
-              "'skspivae demo --full', keeps two neurons, one for alpha and one for "
-              "log D.)")
-    figures = _write_figures(est, X_test, y_test, rows, out)
-    fig, ax = _figure(1, 2, figsize=(9, 3.5))
-    plotting.plot_neuron_summary(neuron_summary(est, X_test), axes=ax[0])
-    figures.append(_savefig(fig, out, "neuron_summary.png"))
-    timings["inspect_s"] = time.perf_counter() - tick
-
-    generated = None
-    if hasattr(est, "sample"):
-        tick = time.perf_counter()
-        generated, fig = _demo_generate(est, X_test, y_test, rows, seed)
-        figures.append(_savefig(fig, out, "msd_generated.png"))
-        timings["sample_s"] = time.perf_counter() - tick
-
-    model_path = os.path.join(out, "model.pt")
-    est.save(model_path, overwrite=overwrite)
-    timings["total_s"] = time.perf_counter() - start
-    summary = {
-        "recipe": recipe,
-        "data": {"process": "fbm", "n_samples": X.shape[0], "n_timesteps": X.shape[1],
-                 "alpha": r["alpha"], "D": r["D"], "n_test": X_test.shape[0],
-                 "seed": seed},
-        "parameters": {k: v for k, v in est.get_params().items() if k != "callbacks"},
-        "device": str(est._device),
-        "n_epochs": est.n_iter_,
-        "history_tail": est.history_[-5:],
-        "kl_divergence": est.kl_divergence_,
-        "active_components": est.active_components_,
-        "neurons": rows,
-        "generated": generated,
-        "timings": timings,
-        "files": [os.path.basename(p) for p in [model_path] + figures],
-    }
-    _write_json(os.path.join(out, "summary.json"), summary)
-    print(f"\nwrote model.pt, summary.json and {len(figures)} figures to {out} "
-          f"in {timings['total_s']:.0f} s (training {timings['fit_s']:.0f} s).")
-    return summary
-
-
-def _demo_generate(est, X, y, rows, seed, n_per_target=16):
-    """Generate trajectories at the mean latent of three (alpha, D) targets.
-
-    The targets rise in both alpha and D; the collapsed neurons are set to 0.
-    Returns a JSON-ready record of the targets and the figure of the generated
-    ensemble MSDs against theory.
-    """
-    from . import plotting
-
-    mu = est.transform(X)
-    mu[:, [r["index"] for r in rows if not r["active"]]] = 0.0
-    alphas, Ds = np.unique(y[:, 0]), np.unique(y[:, 1])
-    d_index = np.unique(np.linspace(0, len(Ds) - 1, 3).round().astype(int))
-    targets = [(alphas[np.argmin(np.abs(alphas - a))], Ds[i])
-               for a, i in zip((0.6, 1.0, 1.4), d_index, strict=False)]
-    fig, ax = _figure(figsize=(5.5, 4.5))
-    record = []
-    for k, (alpha, D) in enumerate(targets):
-        z = mu[(y[:, 0] == alpha) & (y[:, 1] == D)].mean(axis=0)
-        Xg = est.sample(n_per_target, z=z, n_timesteps=X.shape[1],
-                        random_state=seed + k)
-        plotting.plot_msd(Xg, alpha=alpha, D=D, ax=ax[0, 0], color=f"C{k}",
-                          label=f"generated, alpha={alpha:.2g}, D={D:.2g}")
-        record.append({"alpha": alpha, "D": D, "z": z, "n_samples": n_per_target})
-    ax[0, 0].set_title("Trajectories generated from chosen latents")
-    return record, fig
 
 
 # --- the parser ---------------------------------------------------------------
@@ -628,13 +484,14 @@ def build_parser():
     overwrite(p)
 
     p = command("demo", _cmd_demo, "simulate fBM, train with beta annealing, show "
-                "which neurons survive and what they encode (about 5 minutes on a "
-                "2-core CPU)")
+                "which neurons survive and what they encode, generate trajectories "
+                "from chosen latents (a few minutes on a 2-core CPU)")
     size = p.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true",
                       help="a tiny run of seconds, for smoke tests")
-    size.add_argument("--full", action="store_true", help="the paper's recipe: "
-                      "100,000 trajectories, fbm_paper schedule (for a GPU)")
+    size.add_argument("--full", action="store_true", help="the paper's model and "
+                      "recipe: WaveNet decoder, 100,000 trajectories of T = 400, "
+                      "fbm_paper schedule (for a GPU)")
     p.add_argument("-o", "--out", default="skspivae_demo",
                    help="output folder (default skspivae_demo)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")

@@ -21,7 +21,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from . import _lr_finder, _summary, _training
-from ._schedules import CURVES, PAPER_SCHEDULES, Stage, make_stages
+from ._schedules import CURVES, SCHEDULES, Stage, make_stages
 from .callbacks import EarlyStopping, EpochTable, ProgressBar
 from .nn import SPIVAEModule, generate
 
@@ -29,7 +29,7 @@ from .nn import SPIVAEModule, generate
 _ARCHITECTURE = ("n_components", "encoder_channels", "encoder_layers", "kernel_size",
                  "pool_size", "encoder_hidden", "decoder_hidden", "residual_channels",
                  "skip_channels", "wavenet_kernel_size", "layer_size", "stack_size",
-                 "n_mixtures")
+                 "n_mixtures", "decoder", "memory")
 _FORMAT_VERSION = 1
 
 
@@ -38,20 +38,45 @@ def _positive_int():
 
 
 class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
-    """Beta-VAE with a WaveNet decoder for 1D diffusion trajectories.
+    """Beta-VAE with an autoregressive decoder for 1D diffusion trajectories.
 
-    A convolutional encoder maps the displacements of a trajectory to ``n_components``
-    Gaussian latent neurons; a WaveNet with dilated causal convolutions,
-    conditioned on the latent, predicts every displacement from the previous
-    ones. Training minimises the negative log-likelihood of the displacements
-    plus ``beta`` times the KL divergence to the prior, with beta annealed
-    upward so that only the neurons the process needs survive. The default
-    sizes are the paper's model (262,885 parameters).
+    A convolutional encoder maps the displacements of a trajectory to
+    ``n_components`` Gaussian latent neurons; a decoder conditioned on the
+    latent predicts every displacement from the previous ones. Training
+    minimises the negative log-likelihood of the displacements plus ``beta``
+    times the KL divergence to the prior, with beta annealed upward so that
+    only the neurons the process needs survive.
+
+    The default decoder, ``decoder="gaussian"``, is the exact predictor of a
+    Gaussian process whose correlations (partial autocorrelations over
+    ``memory`` lags) and scale ``sigma(t) = exp(a + b log t)`` come from the
+    latent alone, through one small network per neuron; the encoder sees
+    each trajectory divided by its own scale. It learns fBM's alpha and
+    log D as two neurons in minutes on a CPU, and generates trajectories
+    with the chosen features. ``decoder="wavenet"`` is the paper's model
+    (262,885 parameters), a WaveNet that reads the past 32 displacements;
+    with ``beta_schedule="fbm_paper"`` and ``batch_size=256`` it is the
+    paper's recipe. See the user guide for how the two compare.
 
     Parameters
     ----------
     n_components : int, default=6
         Number of latent neurons.
+    decoder : {"gaussian", "wavenet"}, default="gaussian"
+        The Gaussian autoregressive decoder
+        (:class:`~skspivae.nn.GaussianDecoder`), or the paper's conditioning
+        decoder and WaveNet.
+    memory : int, default=128
+        Gaussian decoder: past displacements a prediction uses (the lags of
+        its partial autocorrelations); beyond them the process continues as
+        an autoregression of this order.
+    encoder_scaling : {"auto", "trajectory", "global"}, default="auto"
+        "trajectory": the encoder sees each trajectory divided by the root
+        mean square of its own displacements, and the log of that scale
+        moves the latent means along a learned direction (scale-equivariant
+        encoder); "global": only the global ``input_scale`` (the paper's
+        choice). "auto" is "trajectory" with the Gaussian decoder and
+        "global" with the WaveNet.
     encoder_channels : int, default=16
         Filters of the encoder's convolutions (and of the conditioning
         decoder's transposed convolutions).
@@ -75,23 +100,33 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     stack_size : int, default=1
         Repetitions of the dilation stack.
     n_mixtures : int, default=1
-        Normal components of the output distribution of each displacement.
-    beta : float, default=0.0
-        Weight of the KL term for the "constant", "linear" and "tanh" schedules.
-    beta_schedule : str or list of (int, float), default="constant"
-        "constant"; "linear" or "tanh" warm-up of beta from 0 over
-        ``beta_warmup_epochs`` epochs (as osl-dynamics' KL annealing);
-        "fbm_paper" or "sbm_paper" for the paper's staged recipes; or a list of
-        ``(n_epochs, beta)`` stages, each run as its own one-cycle. Staged
-        schedules set the number of epochs themselves (``max_epochs`` and
-        ``beta`` are then not used).
+        WaveNet: Normal components of the output distribution of each
+        displacement.
+    beta : float, default=2e-2
+        Weight of the KL term (per trajectory, against the NLL per scored
+        step) for the "default", "constant", "linear" and "tanh" schedules.
+        ``beta * (n_timesteps - 1)`` weighs the KL against a trajectory's
+        whole log-likelihood: the default is about 4 at 200 time steps.
+    beta_schedule : str or list of tuples, default="default"
+        "default": a linear warm-up of beta from 0 over
+        ``beta_warmup_epochs`` epochs, held until ``m = min(10, max_epochs
+        // 4)`` epochs before the end (this leaves alive only the neurons
+        the data need), then ``m`` epochs at ``beta / 20`` (which sharpens
+        the survivors), each part its own one-cycle. "constant"; "linear"
+        or "tanh" warm-up of beta from 0 over ``beta_warmup_epochs`` epochs
+        (as osl-dynamics' KL annealing); "fbm_paper" or "sbm_paper" for the
+        paper's staged recipes; or a list of stages, each run as its own
+        one-cycle: ``(n_epochs, beta)``, or ``(n_epochs, beta, curve,
+        warmup_epochs)`` with curve "linear" or "tanh". The paper's and
+        listed schedules set the number of epochs and the betas themselves
+        (``max_epochs`` and ``beta`` are then not used).
     beta_warmup_epochs : int, default=10
-        Epochs of the "linear" and "tanh" warm-ups.
+        Epochs of the "default", "linear" and "tanh" warm-ups.
     beta_sharpness : float, default=10.0
         Sharpness of the "tanh" warm-up.
-    max_epochs : int, default=100
-        Epochs of the single-stage schedules.
-    batch_size : int, default=256
+    max_epochs : int, default=45
+        Epochs of the "default", "constant", "linear" and "tanh" schedules.
+    batch_size : int, default=64
         Trajectories per optimiser step.
     lr : float, default=1e-3
         Peak learning rate of Adam.
@@ -164,8 +199,9 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     active_components_ : ndarray of int
         Indices of the neurons with ``kl_divergence_ > kl_threshold``.
     receptive_field_ : int
-        Past displacements one prediction depends on; the first
-        ``receptive_field_`` displacements of a trajectory are not scored.
+        Past displacements one prediction depends on. The WaveNet does not
+        score the first ``receptive_field_`` displacements of a trajectory;
+        the Gaussian decoder scores all of them.
     min_timesteps_ : int
         Shortest trajectory (in rows of ``X``) that ``transform`` and ``score``
         accept.
@@ -212,6 +248,9 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     _parameter_constraints = {
         "n_components": _positive_int(),
+        "decoder": [StrOptions({"gaussian", "wavenet"})],
+        "memory": _positive_int(),
+        "encoder_scaling": [StrOptions({"auto", "trajectory", "global"})],
         "encoder_channels": _positive_int(),
         "encoder_layers": _positive_int(),
         "kernel_size": _positive_int(),
@@ -225,7 +264,7 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         "stack_size": _positive_int(),
         "n_mixtures": _positive_int(),
         "beta": [Interval(Real, 0, None, closed="left")],
-        "beta_schedule": [StrOptions(set(CURVES) | set(PAPER_SCHEDULES)), list, tuple],
+        "beta_schedule": [StrOptions({"default", *CURVES, *SCHEDULES}), list, tuple],
         "beta_warmup_epochs": [Interval(Integral, 0, None, closed="left")],
         "beta_sharpness": [Interval(Real, 0, None, closed="neither")],
         "max_epochs": _positive_int(),
@@ -250,12 +289,13 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         "verbose": ["verbose"],
     }
 
-    def __init__(self, n_components=6, *, encoder_channels=16, encoder_layers=4,
+    def __init__(self, n_components=6, *, decoder="gaussian", memory=128,
+                 encoder_scaling="auto", encoder_channels=16, encoder_layers=4,
                  kernel_size=3, pool_size=16, encoder_hidden=(200, 100),
                  decoder_hidden=(100, 200), residual_channels=16, skip_channels=16,
                  wavenet_kernel_size=3, layer_size=4, stack_size=1, n_mixtures=1,
-                 beta=0.0, beta_schedule="constant", beta_warmup_epochs=10,
-                 beta_sharpness=10.0, max_epochs=100, batch_size=256, lr=1e-3,
+                 beta=2e-2, beta_schedule="default", beta_warmup_epochs=10,
+                 beta_sharpness=10.0, max_epochs=45, batch_size=64, lr=1e-3,
                  lr_schedule="one_cycle", validation_fraction=0.2,
                  clip_grad_norm=None, n_iter_no_change=None, tol=1e-4, n_init=1,
                  init_epochs=2, init_fraction=0.25, kl_threshold=0.1,
@@ -263,6 +303,9 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                  input_scale="auto", callbacks=None, warm_start=False, device="auto",
                  random_state=None, verbose=0):
         self.n_components = n_components
+        self.decoder = decoder
+        self.memory = memory
+        self.encoder_scaling = encoder_scaling
         self.encoder_channels = encoder_channels
         self.encoder_layers = encoder_layers
         self.kernel_size = kernel_size
@@ -471,6 +514,10 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     def _module_config(self):
         config = {k: getattr(self, k) for k in _ARCHITECTURE}
+        scaling = self.encoder_scaling
+        if scaling == "auto":
+            scaling = "trajectory" if self.decoder == "gaussian" else "global"
+        config["normalize_encoder"] = scaling == "trajectory"
         for name in ("encoder_hidden", "decoder_hidden"):
             sizes = config[name]
             if isinstance(sizes, Integral):
@@ -626,7 +673,7 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         Examples
         --------
         >>> from skspivae import SPIVAE
-        >>> s = SPIVAE().summary()
+        >>> s = SPIVAE(decoder="wavenet").summary()  # the paper's model
         >>> s.total_params, s.receptive_field
         (262885, 32)
         >>> print(s)  # doctest: +ELLIPSIS
@@ -721,8 +768,9 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def score_samples(self, X):
         """Evidence lower bound (beta = 1) of each trajectory, nats per step.
 
-        The sum of the log-likelihoods of the scored displacements (all but
-        the first ``receptive_field_``), minus the KL divergence of the latent
+        The sum of the log-likelihoods of the scored displacements (all of
+        them with the Gaussian decoder, all but the first
+        ``receptive_field_`` with the WaveNet), minus the KL divergence of the latent
         to the prior, divided by the number of scored steps. The
         reconstruction is evaluated at the posterior mean, so the value is
         deterministic. It does not depend on the training beta and compares
@@ -739,7 +787,7 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         data = self._as_tensor(X)
         nll, kl = _training.per_trajectory_losses(
             self.module_, data, _training.eval_batch_size(self.batch_size, data.device))
-        n_scored = data.shape[-1] - self.module_.receptive_field
+        n_scored = data.shape[-1] - self.module_.n_unscored
         elbo = -nll.double() - kl.double().sum(dim=1) / n_scored
         return elbo.cpu().numpy() - np.log(self.input_scale_)
 
@@ -798,8 +846,15 @@ default=None
 
         Notes
         -----
-        Warm-up, as in the paper: the history starts as ``receptive_field_``
-        zero displacements, which are not returned. The conditioning c(t) is
+        The Gaussian decoder needs no warm-up: it was trained to predict every
+        displacement from the first, each from all those before it (the
+        first from none), so generation starts at x(0) = 0 from an empty
+        history, exactly as the training trajectories did, and the law of
+        the generated trajectory is the model's, step for step.
+
+        With the WaveNet, warm-up as in the paper: the history starts as
+        ``receptive_field_`` zero displacements, which are not returned.
+        The conditioning c(t) is
         decoded for the whole sequence, ``receptive_field_`` plus the
         generated steps, and the prediction of the displacement at time t
         reads c(t), exactly as training aligns c with its targets: a

@@ -8,14 +8,18 @@ import math
 from dataclasses import dataclass
 from numbers import Integral, Real
 
-# The paper's fBM tutorial: 64 epochs at beta = 0, then 16-epoch cycles at
-# increasing beta (REFERENCE.md section 4). The SBM model ends at 5e-3.
-PAPER_SCHEDULES = {
+# Named schedules, as lists of stages (n_epochs, beta[, curve, warmup_epochs]).
+SCHEDULES = {
+    # The paper's fBM tutorial: 64 epochs at beta = 0, then 16-epoch cycles at
+    # increasing beta. The paper's SBM model ends at 5e-3.
     "fbm_paper": [(64, 0.0), (16, 1e-4), (16, 6e-4), (16, 1e-3), (16, 2e-3), (16, 4e-3)],
     "sbm_paper": [(64, 0.0), (16, 1e-4), (16, 6e-4), (16, 1e-3), (16, 2e-3), (16, 4e-3),
                   (16, 5e-3)],
 }
 CURVES = ("constant", "linear", "tanh")
+# Epochs of the "default" schedule's final stage, at most, and its beta's
+# fraction of the peak.
+SHARPEN_EPOCHS, SHARPEN_FRACTION = 10, 1 / 20
 
 
 @dataclass(frozen=True)
@@ -50,9 +54,14 @@ def make_stages(schedule, beta, max_epochs, warmup_epochs, sharpness):
 
     Parameters
     ----------
-    schedule : str or sequence of (int, float)
-        "constant", "linear", "tanh", a name in ``PAPER_SCHEDULES``, or a list
-        of ``(n_epochs, beta)`` stages each run as its own one-cycle.
+    schedule : str or sequence of tuples
+        "default" (a "linear" stage of ``max_epochs - m`` epochs, then ``m =
+        min(10, max_epochs // 4)`` epochs at ``beta / 20``), "constant",
+        "linear", "tanh", a name in ``SCHEDULES``, or a list of
+        stages each run as its own one-cycle: ``(n_epochs, beta)`` at a
+        constant beta, or ``(n_epochs, beta, curve, warmup_epochs)`` with
+        curve "linear" or "tanh" (the warm-up's sharpness is
+        ``sharpness``).
     beta, max_epochs, warmup_epochs, sharpness
         Used by the single-stage curves; staged schedules carry their own.
 
@@ -61,12 +70,20 @@ def make_stages(schedule, beta, max_epochs, warmup_epochs, sharpness):
     list of Stage
     """
     if isinstance(schedule, str):
-        if schedule in PAPER_SCHEDULES:
-            return [Stage(n, b) for n, b in PAPER_SCHEDULES[schedule]]
+        if schedule == "default":
+            sharpen = min(SHARPEN_EPOCHS, max_epochs // 4)
+            stages = [Stage(max_epochs - sharpen, beta, "linear",
+                            min(warmup_epochs, max_epochs - sharpen), sharpness)]
+            if sharpen:
+                stages.append(Stage(sharpen, beta * SHARPEN_FRACTION))
+            return stages
+        if schedule in SCHEDULES:
+            return make_stages(SCHEDULES[schedule], beta, max_epochs, warmup_epochs,
+                               sharpness)
         if schedule not in CURVES:
             raise ValueError(
                 f"beta_schedule={schedule!r} is not a known schedule; use one of "
-                f"{sorted(CURVES + tuple(PAPER_SCHEDULES))} or a list of "
+                f"{sorted(('default',) + CURVES + tuple(SCHEDULES))} or a list of "
                 "(n_epochs, beta) stages."
             )
         return [Stage(max_epochs, beta, schedule, min(warmup_epochs, max_epochs),
@@ -74,12 +91,20 @@ def make_stages(schedule, beta, max_epochs, warmup_epochs, sharpness):
     stages = []
     for item in schedule:
         try:
-            n_epochs, stage_beta = item
+            n_epochs, stage_beta, *curve = item
+            curve, stage_warmup = curve or ("constant", 0)
         except (TypeError, ValueError):
             raise ValueError(
-                "beta_schedule stages must be (n_epochs, beta) pairs; got "
-                f"{item!r}."
+                "beta_schedule stages must be (n_epochs, beta) pairs or "
+                f"(n_epochs, beta, curve, warmup_epochs); got {item!r}."
             ) from None
+        if curve not in CURVES:
+            raise ValueError(f"beta_schedule stage {item!r}: curve must be one of "
+                             f"{CURVES}.")
+        if (isinstance(stage_warmup, bool) or not isinstance(stage_warmup, Integral)
+                or stage_warmup < 0):
+            raise ValueError(f"beta_schedule stage {item!r}: warmup_epochs must be an "
+                             "integer >= 0.")
         if isinstance(n_epochs, bool) or not isinstance(n_epochs, Integral) or n_epochs < 1:
             raise ValueError(f"beta_schedule stage {item!r}: n_epochs must be an "
                              "integer >= 1.")
@@ -87,7 +112,8 @@ def make_stages(schedule, beta, max_epochs, warmup_epochs, sharpness):
                 and stage_beta >= 0):
             raise ValueError(f"beta_schedule stage {item!r}: beta must be a finite "
                              "number >= 0.")
-        stages.append(Stage(int(n_epochs), float(stage_beta)))
+        stages.append(Stage(int(n_epochs), float(stage_beta), curve,
+                            min(int(stage_warmup), int(n_epochs)), sharpness))
     if not stages:
         raise ValueError("beta_schedule must hold at least one (n_epochs, beta) stage.")
     return stages

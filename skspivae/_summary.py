@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .nn import ConditioningDecoder, Encoder, WaveNet
+from .nn import ConditioningDecoder, Encoder, GaussianDecoder, WaveNet
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,8 @@ class ModelSummary:
 
     def __str__(self):
         def shape(dims, mark=""):
+            if dims and isinstance(dims[0], tuple):  # several outputs
+                return ", ".join(shape(d) for d in dims) + mark
             return "(B, " + ", ".join(str(d) for d in dims) + ")" + mark
 
         rows = [("input", shape(self.input_shape), "", "")]
@@ -146,12 +148,17 @@ def summarize(module, length, n_timesteps=None):
     if length < module.min_length:
         raise ValueError(f"This model needs trajectories of at least "
                          f"{module.min_length} displacements; got {length}.")
+    # The Gaussian decoder's per-neuron networks are batched parameters, not
+    # layers: it is one row.
+    grouped = [name for name, m in module.named_modules() if isinstance(m, GaussianDecoder)]
     leaves = [(name, m) for name, m in module.named_modules()
-              if name and not any(True for _ in m.children())]
+              if name and not any(name.startswith(g + ".") for g in grouped)
+              and (name in grouped or not any(True for _ in m.children()))]
     shapes, handles = {}, []
     for name, m in leaves:
         def hook(m, inputs, output, name=name):
-            shapes[name] = tuple(output.shape[1:])
+            shapes[name] = (tuple(tuple(o.shape[1:]) for o in output)
+                            if isinstance(output, tuple) else tuple(output.shape[1:]))
         handles.append(m.register_forward_hook(hook))
     was_training = module.training
     device = next(module.parameters()).device
@@ -171,7 +178,7 @@ def summarize(module, length, n_timesteps=None):
                 shapes.setdefault(f"{prefix}.{name}", shape)
     layers = []
     for name, m in leaves:
-        params = list(m.parameters(recurse=False))
+        params = list(m.parameters(recurse=name in grouped))
         layers.append(LayerSummary(
             name, type(m).__name__, shapes[name], sum(p.numel() for p in params),
             all(p.requires_grad for p in params), name in hooked))

@@ -65,8 +65,8 @@ def fitted(fbm):
     return SPIVAE(max_epochs=6, beta=1e-3, random_state=0, **SMALL).fit(X[:240])
 
 
-def test_default_model_matches_reference_size():
-    est = SPIVAE()
+def test_paper_model_matches_reference_size():
+    est = SPIVAE(decoder="wavenet")
     X, _ = make_fbm(4, n_timesteps=40, alpha=[1.0], D=[1e-3], random_state=0)
     est.set_params(max_epochs=1, device="cpu").fit(X)
     assert sum(p.numel() for p in est.module_.parameters()) == 262_885
@@ -129,12 +129,14 @@ def test_kl_divergence_is_that_of_the_final_weights(fitted, fbm):
     np.testing.assert_allclose(est.kl_divergence_, _fresh_kl(est, X[:240]), rtol=1e-6)
 
 
-def test_trained_model_beats_untrained_and_encodes_parameters(fbm):
+def test_trained_wavenet_beats_untrained_and_encodes_parameters(fbm):
     X, y = fbm
     X_train, X_test, y_test = X[:600], X[600:], y[600:]
-    untrained = SPIVAE(max_epochs=1, random_state=0, **{**SMALL, "lr": 1e-9})
+    # The paper's WaveNet; tests/test_learning.py has the default model's.
+    paper = dict(SMALL, decoder="wavenet", beta_schedule="constant")
+    untrained = SPIVAE(max_epochs=1, random_state=0, **{**paper, "lr": 1e-9})
     untrained.fit(X_train)
-    trained = SPIVAE(max_epochs=20, beta=1e-3, random_state=0, **SMALL).fit(X_train)
+    trained = SPIVAE(max_epochs=20, beta=1e-3, random_state=0, **paper).fit(X_train)
     # Per-step ELBO in nats: 0.1 is far above the seed-to-seed spread (~0.01).
     assert trained.score(X_test) > untrained.score(X_test) + 0.1
     mu = trained.transform(X_test)
@@ -192,7 +194,8 @@ def test_fit_does_not_modify_input(fbm):
 
 def test_warm_start_continues_tutorial_workflow(fbm):
     X, _ = fbm
-    est = SPIVAE(max_epochs=2, beta=0.0, warm_start=True, random_state=0, **SMALL)
+    est = SPIVAE(max_epochs=2, beta=0.0, beta_schedule="constant", warm_start=True,
+                 random_state=0, **SMALL)
     est.fit(X[:64])
     weights = [p.detach().clone() for p in est.module_.parameters()]
     est.set_params(beta=1e-3).fit(X[:64])
@@ -217,12 +220,36 @@ def test_beta_schedules(fbm):
     # Each stage runs its own one-cycle: the lr restarts low at a new stage.
     lrs = [h["lr"] for h in est.history_]
     assert lrs[1] < lrs[2] and lrs[1] == pytest.approx(lrs[0])
+    # A stage can warm up too: (n_epochs, beta, curve, warmup_epochs).
+    est = SPIVAE(beta_schedule=[(3, 1e-2, "linear", 2), (1, 1e-4)], random_state=0,
+                 **SMALL).fit(X[:64])
+    assert [h["beta"] for h in est.history_] == pytest.approx([5e-3, 1e-2, 1e-2, 1e-4])
+
+
+def test_default_schedule_follows_max_epochs_and_beta(fbm):
+    """A linear warm-up to beta, held until the last quarter (at most 10
+    epochs), which runs at beta / 20 as a stage of its own."""
+    X, _ = fbm
+    est = SPIVAE(max_epochs=8, beta=4e-2, beta_warmup_epochs=2, random_state=0,
+                 **SMALL).fit(X[:64])
+    assert [h["beta"] for h in est.history_] == pytest.approx(
+        [2e-2, 4e-2, 4e-2, 4e-2, 4e-2, 4e-2, 2e-3, 2e-3])
+    assert [h["stage"] for h in est.history_] == [0] * 6 + [1] * 2
+    from skspivae._schedules import make_stages
+    stages = make_stages("default", 2e-2, 45, 10, 10.0)
+    assert [(s.n_epochs, s.beta, s.curve) for s in stages] == [
+        (35, 2e-2, "linear"), (10, 1e-3, "constant")]
 
 
 @pytest.mark.parametrize("params, match", [
     (dict(beta_schedule="cosine"), "beta_schedule"),
     (dict(beta_schedule=[(0, 1e-3)]), "n_epochs"),
     (dict(beta_schedule=[(2, -1.0)]), "beta"),
+    (dict(beta_schedule=[(2, 1e-3, "cosine", 1)]), "curve"),
+    (dict(beta_schedule=[(2, 1e-3, "linear", -1)]), "warmup_epochs"),
+    (dict(decoder="lstm"), "decoder"),
+    (dict(encoder_scaling="local"), "encoder_scaling"),
+    (dict(memory=0), "memory"),
     (dict(encoder_hidden=(8, 0)), "encoder_hidden"),
     (dict(device="tpu"), "device"),
     (dict(validation_fraction=1.5), "validation_fraction"),

@@ -49,7 +49,8 @@ def test_full_fit_starts_from_the_best_restart(X):
     # validation_fraction=0: the restarts are scored on the whole training set.
     start = _StartLoss(X)
     est = SPIVAE(max_epochs=1, n_init=4, init_epochs=2, validation_fraction=0,
-                 callbacks=[start], random_state=0, **TINY).fit(X)
+                 beta_schedule="constant", beta=0.0, callbacks=[start], random_state=0,
+                 **TINY).fit(X)
     scores = est.init_scores_
     assert scores.shape == (4,) and np.all(np.isfinite(scores))
     assert start.loss == pytest.approx(scores.min(), abs=1e-5)

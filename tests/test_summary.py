@@ -11,15 +11,28 @@ from skspivae.nn._reference import ReferenceSPIVAE
 
 TINY = dict(n_components=2, encoder_channels=4, encoder_layers=1, pool_size=2,
             encoder_hidden=(8,), decoder_hidden=(8,), residual_channels=4,
-            skip_channels=4, layer_size=1, batch_size=16, device="cpu")
+            skip_channels=4, layer_size=1, batch_size=16, device="cpu",
+            decoder="wavenet")
+PAPER = SPIVAE(decoder="wavenet")
 
 
 def _shapes(summary):
     return {layer.name: layer.output_shape for layer in summary.layers}
 
 
+def test_default_gaussian_model():
+    s = SPIVAE().summary(n_timesteps=200)
+    shapes = _shapes(s)
+    assert shapes["decoder"] == ((128,), (2,))  # kappa, (a, b)
+    assert "decoder (GaussianDecoder)" in str(s) and "(B, 128), (B, 2)" in str(s)
+    assert s.total_params == sum(p.numel() for p in SPIVAEModule(
+        decoder="gaussian", memory=128, normalize_encoder=True).parameters())
+    assert sum(layer.n_params for layer in s.layers) == s.total_params
+    assert s.receptive_field == 128
+
+
 def test_default_model_has_the_reference_size():
-    s = SPIVAE().summary()
+    s = PAPER.summary()
     assert s.total_params == s.trainable_params == 262_885
     assert sum(layer.n_params for layer in s.layers) == 262_885
     assert s.receptive_field == 32 and s.n_timesteps == 400
@@ -29,7 +42,7 @@ def test_default_model_has_the_reference_size():
 
 
 def test_shapes_for_another_length_match_the_forward_pass():
-    s = SPIVAE().summary(n_timesteps=100)  # 99 displacements
+    s = PAPER.summary(n_timesteps=100)  # 99 displacements
     shapes = _shapes(s)
     assert s.input_shape == (1, 99)
     assert shapes["encoder.convs.0"] == (16, 97)
@@ -54,7 +67,7 @@ def test_layer_shapes_match_the_unfused_reference_layers():
                 lambda m, i, o, name=name: seen.setdefault(name, []).append(
                     tuple(o.shape[1:])))
     reference(torch.zeros(1, 1, length))
-    shapes = _shapes(SPIVAE().summary(n_timesteps=length + 1))
+    shapes = _shapes(PAPER.summary(n_timesteps=length + 1))
     for i in range(4):
         assert shapes[f"encoder.convs.{i}"] == seen[f"encoder_convs.{i}"][0]
         assert shapes[f"decoder.convs.{i}"] == seen[f"decoder_convs.{i}"][0]
@@ -104,4 +117,4 @@ def test_trainable_count_follows_requires_grad():
 
 def test_too_short_length_is_a_clear_error():
     with pytest.raises(ValueError, match="at least 33 displacements"):
-        SPIVAE().summary(n_timesteps=20)
+        PAPER.summary(n_timesteps=20)
