@@ -45,6 +45,7 @@ from skspivae.inspection import (
     fbm_log_likelihood,
     fbm_mle,
     fit_anomalous_exponent,
+    generated_msd,
     sbm_log_likelihood,
     sbm_mle,
     time_averaged_msd,
@@ -91,10 +92,12 @@ def baseline_scores(estimate, y_test):
 
 
 class Progress(Callback):
-    """Readouts on held-out data every ``every`` epochs and at stage ends."""
+    """Readouts on held-out data every ``every`` epochs and at stage ends;
+    stops the fit once its epochs have taken ``time_limit`` seconds."""
 
-    def __init__(self, data, every):
+    def __init__(self, data, every, time_limit=None):
         self.data, self.every, self.rows = data, every, []
+        self.time_limit = time_limit
 
     def _row(self, est, epoch):
         history = est.history_
@@ -110,8 +113,14 @@ class Progress(Callback):
               + " ".join(f"{v:.3g}" for v in kl), flush=True)
 
     def on_epoch_end(self, est, record):
-        if self.every and (record["epoch"] + 1) % self.every == 0:
+        over = (self.time_limit is not None
+                and sum(r["seconds"] for r in est.history_) > self.time_limit)
+        if over or self.every and (record["epoch"] + 1) % self.every == 0:
             self._row(est, record["epoch"])
+        if over:
+            print(f"time limit of {self.time_limit:g} s reached: fit stopped after "
+                  f"{record['epoch'] + 1} epochs")
+        return over
 
     def on_stage_end(self, est, record):
         if not self.rows or self.rows[-1][0] != record["epoch"]:
@@ -146,39 +155,15 @@ def alpha_use(est, X, y, seed, bin_size=20):
     return own.mean(), other.mean()
 
 
-def generation(est, process, n_timesteps, seed, n_encode=200, n_samples=500):
-    """Ensemble MSD exponent and prefactor of trajectories generated from the
-    mean latent of simulated ones, for each (alpha, D) target."""
-    rows = []
-    collapsed = np.setdiff1d(np.arange(est.n_components), est.active_components_)
-    lags = np.arange(1, n_timesteps)
-    for i, alpha in enumerate(GEN_ALPHA):
-        for j, D in enumerate(GEN_D):
-            X, _ = simulate(process, n_encode, n_timesteps, seed + 100 + 10 * i + j,
-                            alpha=[alpha], D=[D])
-            z = est.transform(X).mean(axis=0)
-            z[collapsed] = 0.0
-            Xg = est.sample(n_samples, z=z, random_state=seed + i * 10 + j)
-            finite = bool(np.isfinite(Xg).all())
-            msd = np.mean(np.square(Xg[:, 1:]), axis=0) if finite else None
-            a_fit, D_fit = (fit_anomalous_exponent(lags, msd) if finite
-                            and np.all(msd > 0) else (np.nan, np.nan))
-            rows.append((alpha, D, a_fit, D_fit / D, finite))
-    return rows
-
-
-def print_generation(rows):
+def print_generation(est, process, seed):
+    report = generated_msd(est, process=process, alpha=GEN_ALPHA, D=GEN_D,
+                           random_state=seed)
     print("\ngeneration from the mean latent of 200 trajectories (500 samples each):")
-    print(f"{'alpha':>6} {'D':>8} {'exponent':>9} {'prefactor/2D':>13} {'ok':>4}")
-    n_ok = 0
-    for alpha, D, a_fit, ratio, finite in rows:
-        ok = finite and abs(a_fit - alpha) <= 0.1 and 1 / 1.5 <= ratio <= 1.5
-        n_ok += ok
-        print(f"{alpha:6.2f} {D:8.0e} {a_fit:9.3f} {ratio:13.3f} {'yes' if ok else 'no':>4}")
-    worst_a = max(abs(r[2] - r[0]) for r in rows)
-    worst_r = max(max(r[3], 1 / r[3]) for r in rows)
-    print(f"{n_ok} of {len(rows)} targets within 0.1 in exponent and 1.5x in "
-          f"prefactor (worst: {worst_a:.3f}, {worst_r:.2f}x)")
+    print(report)
+    worst_a = np.max(np.abs(report.exponent - report.alpha))
+    worst_r = np.max(np.maximum(report.prefactor, 1 / report.prefactor))
+    print(f"{report.within().sum()} of {report.alpha.size} targets within 0.1 in "
+          f"exponent and 1.5x in prefactor (worst: {worst_a:.3f}, {worst_r:.2f}x)")
 
 
 def run(process, recipe, data, args):
@@ -189,8 +174,9 @@ def run(process, recipe, data, args):
     for item in args.set or []:
         name, value = item.split("=", 1)
         params[name] = eval(value, {"np": np})  # noqa: S307 (a benchmark option)
-    print(f"\n=== {process}, {recipe} recipe: SPIVAE({', '.join(f'{k}={v!r}' for k, v in params.items())})")
-    progress = Progress((X, y, X_test, y_test), args.every)
+    shown = ", ".join(f"{k}={v!r}" for k, v in params.items())
+    print(f"\n=== {process}, {recipe} recipe: SPIVAE({shown})")
+    progress = Progress((X, y, X_test, y_test), args.every, args.time_limit)
     est = SPIVAE(**params, callbacks=[progress], random_state=args.seed,
                  device=args.device)
     print(f"{'epoch':>6} {'fit s':>8} {'beta':>8} {'val nll':>9} {'R2 a':>7} {'MAE a':>7} "
@@ -230,7 +216,7 @@ def run(process, recipe, data, args):
     print(f"per-step negative ELBO {-est.score(X_test):.4f}; exact NLL under the true "
           f"parameters {exact:.4f}")
     if not args.no_generation:
-        print_generation(generation(est, process, T, args.seed))
+        print_generation(est, process, args.seed)
     return est
 
 
@@ -266,6 +252,12 @@ def main(argv=None):
     parser.add_argument("--set", action="append", metavar="NAME=VALUE",
                         help="override a SPIVAE parameter (Python expression)")
     parser.add_argument("--no-generation", action="store_true")
+    parser.add_argument("--time-limit", type=float,
+                        help="stop each fit once its epochs took this many seconds")
+    parser.add_argument("--paper-grid", action="store_true",
+                        help="train on the paper's grid instead: alpha in "
+                        "linspace(0.2, 1.8, 21) x D in geomspace(1e-5, 1e-2, 10), 476 "
+                        "trajectories per pair (99,960); use --n-timesteps 400")
     args = parser.parse_args(argv)
     print(f"machine: {cpu_model()}, {os.cpu_count()} cores, torch threads "
           f"{torch.get_num_threads()}; Python {platform.python_version()}, torch "
@@ -273,8 +265,16 @@ def main(argv=None):
           f"{np.__version__}")
     print("command: python " + " ".join(sys.argv))
     for process in args.processes:
-        X, y = simulate(process, args.n_train, args.n_timesteps, args.seed)
-        X_test, y_test = simulate(process, args.n_test, args.n_timesteps, args.seed + 1)
+        if args.paper_grid:
+            ranges = {"alpha": (0.2, 1.8), "D": (1e-5, 1e-2)}
+            X, y = (make_fbm if process == "fbm" else make_sbm)(
+                99_960, args.n_timesteps, alpha=np.linspace(0.2, 1.8, 21),
+                D=np.geomspace(1e-5, 1e-2, 10), shuffle=True, random_state=args.seed)
+        else:
+            ranges = {"alpha": ALPHA, "D": D_RANGE}
+            X, y = simulate(process, args.n_train, args.n_timesteps, args.seed)
+        X_test, y_test = simulate(process, args.n_test, args.n_timesteps, args.seed + 1,
+                                  **ranges)
         print_baselines(process, X_test, y_test)
         for recipe in args.recipes:
             run(process, recipe, (X, y, X_test, y_test), args)

@@ -19,7 +19,7 @@ from skspivae.nn import (
     gaussian_sample,
     levinson_durbin,
 )
-from skspivae.nn._gaussian import _LevinsonDurbin, _levinson_durbin_reference
+from skspivae.nn._gaussian import _levinson_durbin_reference, _LevinsonDurbin
 
 
 def _pacf(gamma):
@@ -140,3 +140,21 @@ def test_normalized_encoder_is_scale_equivariant(log_factor):
     mu_c, logvar_c = encoder(dx * np.exp(log_factor))
     torch.testing.assert_close(mu_c, mu + log_factor * encoder.scale.weight[:, 0])
     torch.testing.assert_close(logvar_c, logvar)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu():
+    torch.manual_seed(0)
+    dx = torch.randn(3, 40, dtype=torch.float64)
+    kappa = 0.8 * torch.rand(3, 30, dtype=torch.float64) - 0.4
+    log_scale = torch.randn(3, 2, dtype=torch.float64)
+    out = {}
+    for device in ("cpu", "cuda"):
+        args = [t.to(device).requires_grad_() for t in (dx, kappa, log_scale)]
+        value = gaussian_log_prob(*args)
+        grads = torch.autograd.grad(value.sum(), args)
+        out[device] = [value.detach().cpu()] + [g.cpu() for g in grads]
+    for a, b in zip(out["cpu"], out["cuda"]):
+        torch.testing.assert_close(a, b)
+    kappa = kappa.cuda().requires_grad_()
+    assert torch.autograd.gradcheck(_LevinsonDurbin.apply, (kappa[:, :6],))

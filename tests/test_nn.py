@@ -42,8 +42,12 @@ def _reference_grads(reference, module):
     return grads
 
 
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
 @pytest.mark.parametrize("layer_size, kernel", [(4, 3), (2, 2), (1, 3)])
-def test_same_function_as_plain_transcription(layer_size, kernel):
+def test_same_function_as_plain_transcription(layer_size, kernel, device):
     torch.manual_seed(0)
     module = SPIVAEModule(layer_size=layer_size, wavenet_kernel_size=kernel)
     with torch.no_grad():  # non-zero biases: the fast module folds them
@@ -52,7 +56,8 @@ def test_same_function_as_plain_transcription(layer_size, kernel):
                 p.normal_(0.0, 0.1)
     reference = ReferenceSPIVAE(layer_size=layer_size, kernel_size=kernel)
     copy_weights(module, reference)
-    dx = 0.05 * torch.randn(4, 1, 120)
+    module, reference = module.to(device), reference.to(device)
+    dx = 0.05 * torch.randn(4, 1, 120, device=device)
     fast = module(dx, sample_latent=False)
     plain = reference(dx)
     for a, b in zip(fast, plain):
