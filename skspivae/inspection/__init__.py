@@ -1,6 +1,8 @@
 """Numbers that explain a fitted SPIVAE: neurons, relations, trajectory statistics."""
 
 from ._divergence import DVDivergence, mutual_information
+from ._generation import GeneratedMSD, generated_msd
+from ._likelihood import fbm_log_likelihood, fbm_mle, sbm_log_likelihood, sbm_mle
 from ._neurons import (
     LatentRelations,
     NeuronSummary,
@@ -14,8 +16,6 @@ from ._neurons import (
     neuron_summary_from_moments,
     parameter_quantities,
 )
-from ._generation import GeneratedMSD, generated_msd
-from ._likelihood import fbm_log_likelihood, fbm_mle, sbm_log_likelihood, sbm_mle
 from ._trajectories import ensemble_msd, fit_anomalous_exponent, time_averaged_msd
 
 __all__ = [
