@@ -10,10 +10,11 @@ import ast
 import json
 import os
 import sys
-import tempfile
 import time
 
 import numpy as np
+
+from ._io import atomic_write
 
 PROG = "skspivae"
 
@@ -54,18 +55,14 @@ def _save_arrays(path, overwrite, **arrays):
     _check_output(path, overwrite)
     if not path.endswith((".npz", ".npy")):
         raise ValueError(f"{path}: the output must end in .npz or .npy.")
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)),
-                               prefix=".skspivae-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if path.endswith(".npz"):
-                np.savez_compressed(f, **arrays)
-            else:
-                np.save(f, next(iter(arrays.values())))
-        os.replace(tmp, path)
-    except BaseException:
-        os.remove(tmp)
-        raise
+
+    def write(f):
+        if path.endswith(".npz"):
+            np.savez_compressed(f, **arrays)
+        else:
+            np.save(f, next(iter(arrays.values())))
+
+    atomic_write(path, write, overwrite=overwrite, hint="pass --overwrite")
 
 
 def _load_data(path, *, need_y=False):

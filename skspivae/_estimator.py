@@ -1,8 +1,10 @@
 """The scikit-learn face of SPIVAE: :class:`SPIVAE`."""
 
 import copy
+import hashlib
+import io
+import json
 import os
-import tempfile
 import threading
 import warnings
 from numbers import Integral, Real
@@ -21,6 +23,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from . import _lr_finder, _summary, _training
+from ._io import atomic_write
 from ._schedules import CURVES, SCHEDULES, Stage, make_stages
 from .callbacks import EarlyStopping, EpochTable, ProgressBar
 from .nn import SPIVAEModule, generate
@@ -30,7 +33,11 @@ _ARCHITECTURE = ("n_components", "encoder_channels", "encoder_layers", "kernel_s
                  "pool_size", "encoder_hidden", "decoder_hidden", "residual_channels",
                  "skip_channels", "wavenet_kernel_size", "layer_size", "stack_size",
                  "n_mixtures", "decoder", "memory")
-_FORMAT_VERSION = 1
+# Model files: the magic line, a JSON header line (format, size and SHA-256
+# of the content), then the content, written by torch.save. Format 1 was a
+# bare torch.save file of the paper's WaveNet model, without a checksum.
+_MAGIC = b"SKSPIVAE MODEL\n"
+_FORMAT_VERSION = 2
 
 
 def _positive_int():
@@ -361,8 +368,24 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self : SPIVAE
             The fitted estimator.
 
+        Raises
+        ------
+        KeyboardInterrupt
+            Re-raised after Ctrl-C, so that a script or a search stops. The
+            estimator keeps the weights and history of the last epoch that
+            finished in this call (``warm_start=True`` continues from it);
+            interrupted before one finished, it is left as it was.
+        NonFiniteLossError
+            When the training loss becomes NaN or infinite.
+
         Notes
         -----
+        ``fit`` loses nothing when it fails: every parameter and the data are
+        checked before training, and if anything raises (bad data, a
+        non-finite loss, a callback) the estimator is left exactly as it was
+        before the call: a fitted model keeps its weights, optimiser,
+        history and every fitted attribute, an unfitted one stays unfitted.
+
         Two process-wide settings make CPU training faster and are restored
         when ``fit`` returns: denormal floats are flushed to zero (small
         displacements otherwise make some batches ten times slower), and on
@@ -380,44 +403,32 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         given number of threads training is bitwise reproducible. The
         threads stop when ``fit`` returns; no thread setting changes.
         """
-        stages = make_stages(self.beta_schedule, self.beta, self.max_epochs,
-                             self.beta_warmup_epochs, self.beta_sharpness)
-        config = self._module_config()
-        rng = check_random_state(self.random_state)
-        device = _resolve_device(self.device)
-        warm = self.warm_start and hasattr(self, "module_")
-        if warm and config != self._config:
-            raise ValueError(
-                "warm_start=True needs the architecture of the fitted model; "
-                "these parameters changed: "
-                + ", ".join(k for k in config if config[k] != self._config[k])
-            )
-        if not warm:
-            module = _new_module(config, rng.randint(np.iinfo(np.int32).max))
-        else:
-            module = self.module_
+        saved, progress = self._snapshot(), {"epochs": 0}
+        try:
+            return self._fit(X, progress)
+        except KeyboardInterrupt:
+            if not progress["epochs"]:
+                self._restore(saved)  # not one epoch finished: nothing to keep
+            raise
+        except BaseException:
+            self._restore(saved)
+            raise
+
+    def _fit(self, X, progress):
+        """The steps of ``fit``: check, prepare the data, build or restore the
+        module, train, summarise. Sets the fitted attributes as it goes;
+        ``fit`` puts back the old ones if a step raises."""
+        stages, config, device, warm, rng = self._check_fit_parameters()
+        module = (self.module_ if warm else
+                  _new_module(config, rng.randint(np.iinfo(np.int32).max)))
         X = validate_data(self, X, dtype=[np.float64, np.float32],
                           ensure_min_samples=2, reset=not warm)
         dx = self._increments(X, module)
         if not warm:
             self.input_scale_ = _scale(dx, self.input_scale)
-        dx = dx / np.float32(self.input_scale_)  # never in place: dx may be X
-
-        n = dx.shape[0]
-        order = rng.permutation(n)
-        n_valid = int(round(self.validation_fraction * n))
-        if n - n_valid < 1:
-            raise ValueError(
-                f"validation_fraction={self.validation_fraction} leaves no "
-                f"training trajectory out of {n}."
-            )
+        train, valid = self._split(dx, rng, device)
+        generator = _generator(rng, device)
         module = module.to(device)
-        data = torch.as_tensor(dx, device=device).unsqueeze(1)
-        train = data[torch.as_tensor(order[n_valid:], device=device)]
-        valid = data[torch.as_tensor(order[:n_valid], device=device)]
-        generator = torch.Generator(device=device)
-        generator.manual_seed(rng.randint(np.iinfo(np.int32).max))
-
         if not warm:
             self.init_scores_, self.init_history_ = None, []
             if self.n_init > 1:
@@ -427,10 +438,56 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             self._config = config
             self._optimizer = _training.make_optimizer(module.parameters(), self.lr)
             self.history_ = []
+        status, early = self._train(train, valid, stages, generator, progress)
+        if status == "completed" and early is not None:
+            warnings.warn(f"All {len(stages)} stage(s) ran to their last epoch and "
+                          f"{early.monitor} was still improving by more than "
+                          f"tol={self.tol} within n_iter_no_change="
+                          f"{self.n_iter_no_change} epochs; the fit has not "
+                          "converged.", ConvergenceWarning, stacklevel=3)
+        return self
+
+    def _check_fit_parameters(self):
+        """The stages, module configuration, device, whether this is a warm
+        start, and the random state, checked before anything else is done."""
+        stages = make_stages(self.beta_schedule, self.beta, self.max_epochs,
+                             self.beta_warmup_epochs, self.beta_sharpness)
+        config = self._module_config()
+        device = _resolve_device(self.device)
+        warm = self.warm_start and hasattr(self, "module_")
+        if warm and config != self._config:
+            raise ValueError(
+                "warm_start=True needs the architecture of the fitted model; "
+                "these parameters changed: "
+                + ", ".join(k for k in config if config[k] != self._config[k])
+            )
+        return stages, config, device, warm, check_random_state(self.random_state)
+
+    def _split(self, dx, rng, device):
+        """Scaled displacements -> (train, valid) tensors (n, 1, length) on
+        ``device``, split by a seeded permutation."""
+        dx = dx / np.float32(self.input_scale_)  # never in place: dx may be X
+        n = dx.shape[0]
+        order = rng.permutation(n)
+        n_valid = int(round(self.validation_fraction * n))
+        if n - n_valid < 1:
+            raise ValueError(
+                f"validation_fraction={self.validation_fraction} leaves no "
+                f"training trajectory out of {n}."
+            )
+        data = torch.as_tensor(dx, device=device).unsqueeze(1)
+        return (data[torch.as_tensor(order[n_valid:], device=device)],
+                data[torch.as_tensor(order[:n_valid], device=device)])
+
+    def _train(self, train, valid, stages, generator, progress):
+        """Run the training loop over ``stages`` on ``module_``, then set the
+        summaries of the weights it leaves. Returns the loop's status and the
+        early-stopping callback (or None); ``progress["epochs"]`` counts the
+        epochs that finished, also when the loop is interrupted."""
         callbacks = list(self.callbacks or [])
         early = None
         if self.n_iter_no_change is not None:
-            early = EarlyStopping("valid_loss" if n_valid else "train_loss",
+            early = EarlyStopping("valid_loss" if valid.shape[0] else "train_loss",
                                   self.n_iter_no_change, self.tol)
             callbacks.append(early)
         if self.verbose >= 2:
@@ -438,33 +495,52 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         if self.verbose:
             callbacks.append(EpochTable())
         trainer = _training.Trainer(
-            module, self._optimizer, batch_size=self.batch_size, lr=self.lr,
+            self.module_, self._optimizer, batch_size=self.batch_size, lr=self.lr,
             lr_schedule=self.lr_schedule, clip_grad_norm=self.clip_grad_norm,
             generator=generator, callbacks=callbacks, owner=self,
             nll_offset=float(np.log(self.input_scale_)),
         )
         # The summaries of a previous fit (warm start) go stale as training
-        # moves the weights; the finally block below measures them again.
+        # moves the weights; they are measured again below.
         for name in ("kl_divergence_", "active_components_"):
             self.__dict__.pop(name, None)
         n_records = len(self.history_)
         with _training.process_settings():
             try:
                 status = trainer.run(train, valid, stages, self.history_)
-            finally:
-                self._set_fitted_summaries(valid if n_valid else train,
-                                           self._final_kl(trainer, n_valid, n_records))
-        if status == "interrupted":
-            warnings.warn(f"Training interrupted; the estimator keeps the weights "
-                          f"of epoch {self.n_iter_ - 1}.", RuntimeWarning,
-                          stacklevel=2)
-        elif status == "completed" and early is not None:
-            warnings.warn(f"All {len(stages)} stage(s) ran to their last epoch and "
-                          f"{early.monitor} was still improving by more than "
-                          f"tol={self.tol} within n_iter_no_change="
-                          f"{self.n_iter_no_change} epochs; the fit has not "
-                          "converged.", ConvergenceWarning, stacklevel=2)
-        return self
+            except KeyboardInterrupt:
+                # The loop put back the weights of the last finished epoch.
+                progress["epochs"] = len(self.history_) - n_records
+                if progress["epochs"]:
+                    self._set_fitted_summaries(valid if valid.shape[0] else train,
+                                               self._final_kl(trainer, valid.shape[0],
+                                                              n_records))
+                raise
+        progress["epochs"] = len(self.history_) - n_records
+        self._set_fitted_summaries(valid if valid.shape[0] else train,
+                                   self._final_kl(trainer, valid.shape[0], n_records))
+        return status, early
+
+    def _snapshot(self):
+        """What ``fit`` puts back when it fails: the attributes, with copies of
+        what training changes in place (the weights, the optimiser, the
+        history)."""
+        saved = dict(self.__dict__)
+        if "module_" in saved:
+            saved["module_"] = copy.deepcopy(self.module_)
+            saved["_optimizer_state"] = copy.deepcopy(self._optimizer.state_dict())
+            saved["history_"] = list(self.history_)
+            saved["init_history_"] = list(getattr(self, "init_history_", []))
+        return saved
+
+    def _restore(self, saved):
+        saved = dict(saved)
+        optimizer_state = saved.pop("_optimizer_state", None)
+        self.__dict__.clear()
+        self.__dict__.update(saved)
+        if optimizer_state is not None:
+            self._optimizer = _training.make_optimizer(self.module_.parameters(), self.lr)
+            self._optimizer.load_state_dict(optimizer_state)
 
     def _restarts(self, module, config, train, valid, beta, rng):
         """Short fits from ``n_init`` starts; returns the best trained module.
@@ -482,8 +558,7 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             candidate = module if i == 0 else _new_module(config, seed).to(device)
             subset = np.random.RandomState(seed).choice(train.shape[0], n_sub,
                                                         replace=False)
-            generator = torch.Generator(device=device)
-            generator.manual_seed(int(seed))
+            generator = _generator(seed, device)
             trainer = _training.Trainer(
                 candidate, _training.make_optimizer(candidate.parameters(), self.lr),
                 batch_size=self.batch_size, lr=self.lr, lr_schedule=self.lr_schedule,
@@ -493,16 +568,13 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             history = []
             try:
                 with _training.process_settings():
-                    status = trainer.run(train[torch.as_tensor(subset, device=device)],
-                                         valid, [Stage(self.init_epochs, beta)],
-                                         history)
+                    trainer.run(train[torch.as_tensor(subset, device=device)], valid,
+                                [Stage(self.init_epochs, beta)], history)
                 score = (history[-1]["valid_loss"] if valid.shape[0] else
                          _training.evaluate(candidate, train, beta,
                                             self.batch_size)["valid_loss"])
             except _training.NonFiniteLossError:
-                status, score = "completed", np.inf  # a start that diverges loses
-            if status == "interrupted":
-                raise KeyboardInterrupt
+                score = np.inf  # a start that diverges loses
             self.init_history_ += [{"restart": i, **record} for record in history]
             scores.append(score)
             if score <= min(scores):
@@ -707,6 +779,8 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 f"{minimum} ({self.input_type})."
             )
         dx = np.diff(X, axis=1) if self.input_type == "positions" else X
+        _check_float32_range(dx, "X" if self.input_type == "increments"
+                             else "the displacements of X")
         return np.ascontiguousarray(dx, dtype=np.float32)
 
     def _as_tensor(self, X):
@@ -905,6 +979,7 @@ default=None
             if np.ndim(z) not in (1, 2):
                 raise ValueError(f"z must be 1-D or 2-D; got {np.ndim(z)} dimensions.")
             latent = check_array(z, dtype=np.float64, ensure_2d=False, input_name="z")
+            _check_float32_range(latent, "z")
             latent = latent.reshape(1, -1) if latent.ndim == 1 else latent
             if latent.shape[1] != self.n_components:
                 raise ValueError(f"z must have n_components={self.n_components} "
@@ -992,38 +1067,28 @@ default=None
         if callable(params["lr_schedule"]):
             raise ValueError("A callable lr_schedule cannot be saved; set "
                              "lr_schedule to a string before save().")
-        if isinstance(params["device"], torch.device):
-            params["device"] = str(params["device"])
         if not isinstance(params["random_state"], (Integral, type(None))):
             params["random_state"] = None
         payload = {
-            "format": _FORMAT_VERSION,
-            "params": params,
+            "params": _plain(params),
             "state_dict": _state_to_cpu(self.module_.state_dict()),
-            "fitted": {
+            "fitted": _plain({
                 "history_": self.history_,
                 "n_features_in_": self.n_features_in_,
                 "input_scale_": self.input_scale_,
                 "kl_divergence_": self._saved_kl_divergence(),
                 "init_history_": getattr(self, "init_history_", []),
-                "init_scores_": (None if getattr(self, "init_scores_", None) is None
-                                 else [float(v) for v in self.init_scores_]),
-                "feature_names_in_": (list(self.feature_names_in_)
-                                      if hasattr(self, "feature_names_in_") else None),
-            },
+                "init_scores_": getattr(self, "init_scores_", None),
+                "feature_names_in_": getattr(self, "feature_names_in_", None),
+            }),
         }
-        folder = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".skspivae-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                torch.save(payload, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
+        content = buffer.getvalue()
+        header = json.dumps({"format": _FORMAT_VERSION, "bytes": len(content),
+                             "sha256": hashlib.sha256(content).hexdigest()})
+        atomic_write(path, lambda f: f.write(_MAGIC + header.encode() + b"\n" + content),
+                     overwrite=overwrite)
 
     def _saved_kl_divergence(self):
         """``kl_divergence_``; during fit (a Checkpoint at a stage's end) it is
@@ -1051,10 +1116,13 @@ default=None
         SPIVAE
             A fitted estimator.
         """
-        payload = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
-        if not isinstance(payload, dict) or payload.get("format") != _FORMAT_VERSION:
-            raise ValueError(f"{path} is not a model written by SPIVAE.save.")
+        payload = _read_model_file(os.fspath(path))
         params = payload["params"]
+        unknown = sorted(set(params) - set(cls._get_param_names()))
+        if unknown:
+            raise ValueError(f"{path} has parameters this version of SPIVAE does not "
+                             f"know: {', '.join(unknown)}; it was written by another "
+                             "version of skspivae.")
         if device is not None:
             params["device"] = device
         est = cls(**params)
@@ -1090,6 +1158,29 @@ def _new_module(config, seed):
         return SPIVAEModule(**config)
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_float32_range(values, name):
+    """A clear error for finite values that float32, the network's precision,
+    cannot hold."""
+    largest = float(np.max(np.abs(values), initial=0.0))
+    if largest > _FLOAT32_MAX:
+        raise ValueError(
+            f"{name} reaches {largest:.3g} in magnitude, beyond {_FLOAT32_MAX:.4g}, "
+            "the largest float32 value (SPIVAE computes in float32); rescale it.")
+
+
+def _generator(seed, device):
+    """A torch generator on ``device`` seeded from ``seed`` (an int) or from
+    one draw of ``seed`` (a RandomState)."""
+    if isinstance(seed, np.random.RandomState):
+        seed = seed.randint(np.iinfo(np.int32).max)
+    generator = torch.Generator(device=device)
+    generator.manual_seed(int(seed))
+    return generator
+
+
 def _scale(dx, input_scale):
     """The constant displacements are divided by (see ``input_scale``)."""
     if input_scale is None:
@@ -1117,6 +1208,71 @@ def _resolve_device(device, strict=True):
                              "use device='cpu' or 'auto'.")
         return torch.device("cpu")
     return resolved
+
+
+def _plain(obj):
+    """Parameters and fitted values as plain Python values (what a
+    weights-only ``torch.load`` reads back): numpy scalars and arrays become
+    Python numbers and lists, a torch.device its name."""
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_plain(v) for v in obj)
+    if isinstance(obj, np.ndarray):
+        return [_plain(v) for v in obj.tolist()]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, torch.device):
+        return str(obj)
+    return obj
+
+
+def _read_model_file(path):
+    """The payload of a model file, checked; a clear ValueError naming the
+    file and what is wrong with it otherwise."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no such file: {path}")
+    with open(path, "rb") as f:
+        data = f.read()
+    if not data:
+        raise ValueError(f"{path} is empty: not a model file.")
+    if data.startswith(b"PK\x03\x04"):  # format 1: a bare torch.save zip
+        return _read_format_1(path, data)
+    if not data.startswith(_MAGIC):
+        raise ValueError(f"{path} is not a model written by SPIVAE.save (it starts "
+                         f"with {data[:16]!r}).")
+    line, sep, content = data[len(_MAGIC):].partition(b"\n")
+    try:
+        header = json.loads(line)
+        version, size, digest = header["format"], header["bytes"], header["sha256"]
+    except (ValueError, KeyError, TypeError):
+        raise ValueError(f"{path} has a damaged header: not a readable model "
+                         "file.") from None
+    if version != _FORMAT_VERSION:
+        raise ValueError(f"{path} was written by a newer version of skspivae (file "
+                         f"format {version}; this version reads formats 1 and "
+                         f"{_FORMAT_VERSION}): upgrade skspivae to read it.")
+    if not sep or len(content) != size:
+        raise ValueError(f"{path} is truncated: {len(content)} of its {size} bytes of "
+                         "content are there.")
+    if hashlib.sha256(content).hexdigest() != digest:
+        raise ValueError(f"{path} is damaged: its content does not match its "
+                         "checksum (SHA-256).")
+    return torch.load(io.BytesIO(content), map_location="cpu", weights_only=True)
+
+
+def _read_format_1(path, data):
+    """A file of format 1 (no checksum; the WaveNet was the only decoder)."""
+    try:
+        payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception:  # torch raises many kinds on a damaged zip
+        raise ValueError(f"{path} is not a model written by SPIVAE.save, or is "
+                         "damaged (a zip file that torch cannot read).") from None
+    if not isinstance(payload, dict) or payload.get("format") != 1:
+        raise ValueError(f"{path} is not a model written by SPIVAE.save.")
+    payload["params"].setdefault("decoder", "wavenet")
+    payload["params"].setdefault("encoder_scaling", "global")
+    return payload
 
 
 def _state_to_cpu(obj):

@@ -332,7 +332,17 @@ def one_cycle_factor(step, total_steps, pct_start=ONE_CYCLE["pct_start"],
 
 
 class NonFiniteLossError(FloatingPointError):
-    """Raised when the training loss becomes NaN or infinite."""
+    """Raised by ``SPIVAE.fit`` when the training loss becomes NaN or infinite.
+
+    The estimator is left as it was before that call of ``fit``. A
+    ``FloatingPointError``, so ``except FloatingPointError`` catches it too.
+
+    Examples
+    --------
+    >>> from skspivae import NonFiniteLossError
+    >>> issubclass(NonFiniteLossError, FloatingPointError)
+    True
+    """
 
 
 class Trainer:
@@ -388,9 +398,13 @@ class Trainer:
         Returns
         -------
         str
-            "completed", "stopped" (a callback asked) or "interrupted" (Ctrl-C);
-            after an interruption the weights are those of the last finished
-            epoch.
+            "completed" or "stopped" (a callback asked).
+
+        Raises
+        ------
+        KeyboardInterrupt, NonFiniteLossError
+            Re-raised after the weights are put back to those of the last
+            finished epoch (those the loop started from, if none finished).
         """
         n_batches = math.ceil(train.shape[0] / self.batch_size)
         epoch = history[-1]["epoch"] + 1 if history else 0
@@ -425,10 +439,7 @@ class Trainer:
                 self._call("on_stage_end", {"stage": stage0 + s, "epoch": epoch - 1,
                                             "beta": stage.beta})
             return "completed"
-        except KeyboardInterrupt:
-            self.module.load_state_dict(self.last_good_state)
-            return "interrupted"
-        except NonFiniteLossError:
+        except (KeyboardInterrupt, NonFiniteLossError):
             self.module.load_state_dict(self.last_good_state)
             raise
         finally:
@@ -451,9 +462,8 @@ class Trainer:
             if not torch.isfinite(loss):
                 raise NonFiniteLossError(
                     f"The training loss became {loss.item()} at epoch {epoch} "
-                    f"(batch {b}, beta={beta:g}). The weights of the last finished "
-                    "epoch were kept. Try a lower lr, a smaller beta, or "
-                    "clip_grad_norm."
+                    f"(batch {b}, beta={beta:g}). Try a lower lr, a smaller beta, "
+                    "or clip_grad_norm."
                 )
             if self.clip_grad_norm is not None:
                 torch.nn.utils.clip_grad_norm_(module.parameters(), self.clip_grad_norm)

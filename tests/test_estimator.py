@@ -297,8 +297,6 @@ def test_save_load_round_trip_and_never_overwrites(fitted, fbm, tmp_path):
         fitted.save(path)
     assert path.read_bytes() == before
     fitted.save(path, overwrite=True)
-    # weights_only loading: the file holds tensors and plain containers only.
-    torch.load(path, weights_only=True)
     assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
 
 
@@ -359,11 +357,11 @@ def test_callbacks_are_called(fbm):
     assert rec.epochs == [0, 1] and rec.batches == 2
 
 
-def test_ctrl_c_keeps_last_finished_epoch(fbm):
+def test_ctrl_c_keeps_last_finished_epoch_and_reraises(fbm):
     X, _ = fbm
     est = SPIVAE(max_epochs=5, callbacks=[_Recorder(interrupt_at=1)], random_state=0,
                  **SMALL)
-    with pytest.warns(RuntimeWarning, match="interrupted"):
+    with pytest.raises(KeyboardInterrupt):
         est.fit(X[:64])
     assert est.n_iter_ == 2
     assert est.transform(X[:4]).shape == (4, 3)
@@ -375,9 +373,7 @@ def test_non_finite_loss_stops_with_clear_error(fbm):
                  **SMALL)
     with pytest.raises(FloatingPointError, match="epoch 1.*lower lr"):
         est.fit(X[:64])
-    assert est.n_iter_ == 1
-    assert all(torch.isfinite(p).all() for p in est.module_.parameters())
-    assert np.isfinite(est.transform(X[:4])).all()
+    assert not hasattr(est, "module_")  # the first fit failed: still unfitted
 
 
 def test_clone_and_params():
