@@ -144,6 +144,9 @@ def _values(log):
         try:
             if ":" in text:
                 start, stop, num = text.split(":")
+                if int(num) < 1:
+                    raise argparse.ArgumentTypeError(
+                        f"NUM in START:STOP:NUM must be at least 1, got {text!r}")
                 space = np.geomspace if log else np.linspace
                 return space(float(start), float(stop), int(num))
             return np.array([float(v) for v in text.split(",")])

@@ -210,8 +210,12 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         score the first ``receptive_field_`` displacements of a trajectory;
         the Gaussian decoder scores all of them.
     min_timesteps_ : int
-        Shortest trajectory (in rows of ``X``) that ``transform`` and ``score``
-        accept.
+        Shortest trajectory (in columns of ``X``) that ``fit``, ``transform``
+        and ``score`` accept: 2 positions or 1 displacement. Trajectories
+        shorter than the networks need are preceded by zero displacements
+        (only their own displacements are scored); for the WaveNet, one of
+        ``receptive_field_`` displacements or fewer is preceded by
+        ``receptive_field_`` zeros, the history generation starts from.
     n_features_in_ : int
         Length of the trajectories seen in ``fit``.
     feature_names_in_ : ndarray of str
@@ -421,8 +425,9 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         stages, config, device, warm, rng = self._check_fit_parameters()
         module = (self.module_ if warm else
                   _new_module(config, rng.randint(np.iinfo(np.int32).max)))
+        # reset=True for a warm start too: the module takes any length.
         X = validate_data(self, X, dtype=[np.float64, np.float32],
-                          ensure_min_samples=2, reset=not warm)
+                          ensure_min_samples=2, reset=True)
         dx = self._increments(X, module)
         if not warm:
             self.input_scale_ = _scale(dx, self.input_scale)
@@ -774,9 +779,7 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         if X.shape[1] < minimum:
             raise ValueError(
                 f"X has {X.shape[1]} time steps per trajectory (n_features = "
-                f"{X.shape[1]}); this architecture "
-                f"(receptive field {module.receptive_field}) needs at least "
-                f"{minimum} ({self.input_type})."
+                f"{X.shape[1]}); SPIVAE needs at least {minimum} ({self.input_type})."
             )
         dx = np.diff(X, axis=1) if self.input_type == "positions" else X
         _check_float32_range(dx, "X" if self.input_type == "increments"
@@ -786,9 +789,32 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def _as_tensor(self, X):
         """Validate X for a fitted model; any length down to ``min_timesteps_``."""
         check_is_fitted(self)
+        self._check_feature_names(X)
         X = check_array(X, dtype=[np.float64, np.float32])
         dx = self._increments(X, self.module_) / np.float32(self.input_scale_)
         return torch.as_tensor(dx, device=self._device).unsqueeze(1)
+
+    def _check_feature_names(self, X):
+        """As scikit-learn's estimators, for a model that takes any length: a
+        warning when ``X`` has column names and the fit had none, or the other
+        way round, and an error when the names differ at the fitted length."""
+        names = getattr(X, "columns", None)
+        if names is not None:
+            names = np.asarray(names, dtype=object)
+            if not all(isinstance(n, str) for n in names):
+                names = None
+        fitted = getattr(self, "feature_names_in_", None)
+        if fitted is None and names is not None:
+            warnings.warn("X has feature names, but SPIVAE was fitted without feature "
+                          "names", UserWarning, stacklevel=4)
+        elif fitted is not None and names is None:
+            warnings.warn("X does not have valid feature names, but SPIVAE was fitted "
+                          "with feature names", UserWarning, stacklevel=4)
+        elif (fitted is not None and len(names) == len(fitted)
+              and not np.array_equal(names, fitted)):
+            raise ValueError("The feature names of X should match those that were "
+                             "passed during fit (trajectories of the fitted length "
+                             "with other column names).")
 
     @property
     def _device(self):
@@ -861,7 +887,7 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         data = self._as_tensor(X)
         nll, kl = _training.per_trajectory_losses(
             self.module_, data, _training.eval_batch_size(self.batch_size, data.device))
-        n_scored = data.shape[-1] - self.module_.n_unscored
+        n_scored = self.module_.n_scored(data.shape[-1])
         elbo = -nll.double() - kl.double().sum(dim=1) / n_scored
         return elbo.cpu().numpy() - np.log(self.input_scale_)
 
@@ -1002,6 +1028,21 @@ default=None
     @property
     def _n_features_out(self):
         return self.n_components
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the latent neurons: ``spivae0``, ``spivae1``, ...
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Ignored (the names do not depend on the input's).
+
+        Returns
+        -------
+        ndarray of str objects of shape (n_components,)
+        """
+        check_is_fitted(self)
+        return super().get_feature_names_out(input_features)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -1202,11 +1243,18 @@ def _resolve_device(device, strict=True):
     except (RuntimeError, TypeError):
         raise ValueError(f"device={device!r} is not a torch device; use 'auto', "
                          "'cpu', 'cuda' or 'cuda:N'.") from None
+    if resolved.type not in ("cpu", "cuda"):
+        raise ValueError(f"device={device!r} is not supported: SPIVAE trains on "
+                         "'cpu' or 'cuda' ('cuda:N'), or 'auto'.")
     if resolved.type == "cuda" and not torch.cuda.is_available():
         if strict:
             raise ValueError(f"device={device!r} but CUDA is not available here; "
                              "use device='cpu' or 'auto'.")
         return torch.device("cpu")
+    if (resolved.type == "cuda" and resolved.index is not None
+            and resolved.index >= torch.cuda.device_count()):
+        raise ValueError(f"device={device!r} but this machine has "
+                         f"{torch.cuda.device_count()} CUDA device(s).")
     return resolved
 
 

@@ -146,8 +146,8 @@ def summarize(module, length, n_timesteps=None):
     ModelSummary
     """
     if length < module.min_length:
-        raise ValueError(f"This model needs trajectories of at least "
-                         f"{module.min_length} displacements; got {length}.")
+        raise ValueError(f"A summary needs trajectories of at least "
+                         f"{module.min_length} displacement; got {length}.")
     # The Gaussian decoder's per-neuron networks are batched parameters, not
     # layers: it is one row.
     grouped = [name for name, m in module.named_modules() if isinstance(m, GaussianDecoder)]

@@ -118,8 +118,8 @@ def test_decoder_outputs_valid_parameters():
 def test_gaussian_module_scores_every_step():
     module = SPIVAEModule(n_components=2, decoder="gaussian", memory=16,
                           normalize_encoder=True)
-    assert module.n_unscored == 0 and module.min_length == module.encoder.shrink + 1
-    dx = torch.randn(3, 1, module.min_length)
+    assert module.n_scored(5) == 5 and module.min_length == 1
+    dx = torch.randn(3, 1, module.encoder.shrink + 1)
     nll, kl = module.losses(dx)
     assert nll.shape == (3,) and kl.shape == (3, 2)
     z = torch.zeros(3, 2)

@@ -132,10 +132,16 @@ def test_initial_loss_is_a_stable_start():
     assert torch.all(logvar == 0)
 
 
-def test_any_length_down_to_minimum():
+@pytest.mark.parametrize("length", [1, 2, 32, 33, 40])
+def test_any_length_down_to_one_displacement(length):
+    """Short trajectories are preceded by receptive_field zeros and scored in
+    full; from receptive_field + 1 on, the first receptive_field are not."""
     module = SPIVAEModule()
-    out = module(torch.randn(2, 1, module.min_length), sample_latent=False)
-    assert out.params.shape == (2, 3, 1)
+    out = module(torch.randn(2, 1, length), sample_latent=False)
+    n = length if length <= 32 else length - 32
+    assert out.params.shape == (2, 3, n) == (2, 3, module.n_scored(length))
+    nll, kl = module.losses(torch.randn(2, 1, length))
+    assert torch.isfinite(nll).all() and kl.shape == (2, 6)
 
 
 def test_fused_conditioning_sum_matches_plain_ops():

@@ -68,6 +68,9 @@ def _check_real_array(value, name):
 def _check_alpha_D(alpha, D):
     alpha = _check_real_array(alpha, "alpha")
     D = _check_real_array(D, "D")
+    for name, values in (("alpha", alpha), ("D", D)):
+        if values.size == 0:
+            raise ValueError(f"{name} must hold at least one value, got none.")
     if np.any((alpha <= 0) | (alpha >= 2)):
         raise ValueError("alpha must lie in the open interval (0, 2).")
     if np.any(D <= 0):

@@ -78,7 +78,13 @@ class _Simulator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
         self : object
             The transformer.
         """
-        self._check_parameters(X, reset=True)
+        saved = dict(self.__dict__)
+        try:
+            self._check_parameters(X, reset=True)
+        except BaseException:  # a failed fit leaves what transform accepts
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
         return self
 
     def transform(self, X):

@@ -184,14 +184,18 @@ class Encoder(nn.Module):
     def forward(self, dx):
         """(batch, 1, length) -> mu, logvar, each (batch, n_components).
 
-        The convolutions run as 2D ones of height 1 in channels-last memory:
-        for 16 channels oneDNN is about 2x faster than in 1D (B, C, T).
+        A trajectory shorter than the convolutions need (``shrink + 1``) is
+        preceded by zero displacements. The convolutions run as 2D ones of
+        height 1 in channels-last memory: for 16 channels oneDNN is about 2x
+        faster than in 1D (B, C, T).
         """
         if self.normalize:  # (batch, 1) log of each trajectory's RMS
             # A trajectory of zero displacements gets the smallest scale.
             log_rms = 0.5 * torch.log(dx.square().mean(dim=2).clamp_min(
                 torch.finfo(dx.dtype).tiny))
             dx = dx * torch.exp(-log_rms)[:, :, None]
+        if dx.shape[-1] <= self.shrink:
+            dx = F.pad(dx, (self.shrink + 1 - dx.shape[-1], 0))
         # The first layer (one input channel) as a product of its taps and a
         # column of ones for the bias: a 2D input with one channel would
         # leave oneDNN in the slow NCHW layout.
@@ -655,19 +659,31 @@ class SPIVAEModule(nn.Module):
         return self.wavenet.receptive_field
 
     @property
-    def n_unscored(self):
-        """First displacements of a trajectory that are not predicted: the
-        WaveNet's receptive field; none for the Gaussian decoder."""
-        return 0 if self.decoder_type == "gaussian" else self.receptive_field
-
-    @property
     def min_length(self):
-        """Fewest displacements a trajectory needs: one scored step, and room
-        for the encoder's and decoder's unpadded convolutions."""
-        if self.decoder_type == "gaussian":
-            return self.encoder.shrink + 1
-        return max(self.receptive_field + 1, self.encoder.shrink + 1,
-                   self.decoder.grow + 1)
+        """Fewest displacements a trajectory needs: one. Shorter ones than the
+        networks need are preceded by zero displacements (see
+        :meth:`n_scored`)."""
+        return 1
+
+    def n_scored(self, length):
+        """How many of a trajectory's ``length`` displacements are scored.
+
+        The Gaussian decoder scores all of them. The WaveNet does not score
+        the first ``receptive_field``, which have no full history; a
+        trajectory of ``receptive_field`` displacements or fewer is preceded
+        by ``receptive_field`` zero displacements (the history generation
+        starts from), and all its displacements are scored.
+        """
+        if self.decoder_type == "gaussian" or length <= self.receptive_field:
+            return length
+        return length - self.receptive_field
+
+    def _decoder_input(self, dx):
+        """``dx`` for the WaveNet: preceded by zeros when it is too short."""
+        if self.decoder_type == "gaussian" or dx.shape[-1] > self.receptive_field:
+            return dx
+        pad = max(self.receptive_field, self.decoder.grow + 1 - dx.shape[-1])
+        return F.pad(dx, (pad, 0))
 
     def forward(self, dx, sample_latent=True, generator=None, noise=None):
         """Encode, draw z, decode. Returns an :class:`SPIVAEOutput`.
@@ -687,18 +703,20 @@ class SPIVAEModule(nn.Module):
 
     def decode(self, dx, z):
         """The decoder's output for displacements ``dx`` given latents ``z``:
-        the WaveNet head's parameters (batch, 3 * n_mixtures, length -
-        receptive_field), or the Gaussian decoder's ``(kappa, log_scale)``."""
+        the WaveNet head's parameters (batch, 3 * n_mixtures,
+        n_scored(length)), or the Gaussian decoder's ``(kappa, log_scale)``."""
         if self.decoder_type == "gaussian":
             return self.decoder(z)
+        dx = self._decoder_input(dx)
         return self.wavenet(dx, self.decoder(z, dx.shape[-1]))
 
     def log_prob(self, dx, params):
-        """Log-density (batch, length - n_unscored) of each scored displacement
+        """Log-density (batch, n_scored(length)) of each scored displacement
         of ``dx`` (batch, 1, length) given the decoder's output ``params``."""
         if self.decoder_type == "gaussian":
             return gaussian_log_prob(dx[:, 0], *params)
-        return log_prob(params, dx[:, 0, self.receptive_field:], self.n_mixtures)
+        n = self.n_scored(dx.shape[-1])
+        return log_prob(params, dx[:, 0, dx.shape[-1] - n:], self.n_mixtures)
 
     def nll(self, dx, z):
         """Negative log-likelihood per scored step of each trajectory given

@@ -1,0 +1,87 @@
+"""Input conventions: short trajectories, feature names, devices, warm starts
+with another length, empty parameter grids, simulators' failed fits."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import NotFittedError
+
+from skspivae import SPIVAE
+from skspivae._cli import main
+from skspivae.datasets import FBMSimulator, make_fbm
+
+TINY = dict(n_components=2, encoder_channels=4, encoder_layers=2, pool_size=2,
+            encoder_hidden=(8,), decoder_hidden=(8,), memory=8, batch_size=16,
+            max_epochs=1, device="cpu", random_state=0)
+
+
+@pytest.fixture(scope="module")
+def X():
+    return make_fbm(32, 20, alpha=[0.5, 1.5], D=[1e-2], random_state=0)[0]
+
+
+@pytest.mark.parametrize("decoder", ["gaussian", "wavenet"])
+@pytest.mark.parametrize("n_timesteps", [2, 3, 5])
+def test_short_trajectories_are_accepted_and_scored_where_data_is(X, decoder,
+                                                                  n_timesteps):
+    est = SPIVAE(**TINY, decoder=decoder, layer_size=2).fit(X[:, :n_timesteps])
+    assert est.min_timesteps_ == 2
+    assert est.transform(X[:4, :n_timesteps]).shape == (4, 2)
+    # Each trajectory is scored on its own displacements only: the score
+    # of a trajectory does not depend on how much zero padding precedes it.
+    assert np.isfinite(est.score_samples(X[:4, :n_timesteps])).all()
+    with pytest.raises(ValueError, match="at least 2"):
+        est.transform(X[:4, :1])
+
+
+def test_feature_names_are_checked_at_the_fitted_length(X):
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame(X, columns=[f"t{i}" for i in range(X.shape[1])])
+    est = SPIVAE(**TINY).fit(df)
+    np.testing.assert_array_equal(est.feature_names_in_, df.columns)
+    est.transform(df)  # the same names: fine
+    with pytest.warns(UserWarning, match="does not have valid feature names"):
+        est.transform(X)
+    with pytest.raises(ValueError, match="feature names"):
+        est.transform(df.rename(columns={"t3": "x"}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        est.transform(df.iloc[:, :10])  # another length: names cannot match
+
+
+def test_feature_names_out_need_a_fit():
+    with pytest.raises(NotFittedError):
+        SPIVAE().get_feature_names_out()
+
+
+@pytest.mark.parametrize("device", ["mps", "meta", "xla"])
+def test_unsupported_devices_are_a_value_error(X, device):
+    with pytest.raises(ValueError, match="device="):
+        SPIVAE(**{**TINY, "device": device}).fit(X)
+
+
+def test_warm_start_accepts_another_length(X):
+    est = SPIVAE(**TINY).fit(X)
+    est.set_params(warm_start=True).fit(X[:, :12])
+    assert est.n_features_in_ == 12 and est.n_iter_ == 2
+    assert est.sample(1, random_state=0).shape == (1, 12)
+
+
+def test_empty_parameter_grids_are_a_value_error(capsys, tmp_path):
+    with pytest.raises(ValueError, match="alpha must hold at least one value"):
+        make_fbm(6, alpha=[], D=[1.0])
+    code = main(["simulate", "-o", str(tmp_path / "x.npz"), "--alpha", "0.2:1.8:0"])
+    err = capsys.readouterr().err
+    assert code == 2 and "NUM" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_failed_simulator_fit_keeps_what_transform_accepts():
+    sim = FBMSimulator(n_timesteps=10, random_state=0).fit(np.array([[0.5, 1.0]]))
+    for bad in (np.array([[0.5, 1.0, 3.0]]), np.array([[np.nan, 1.0]]),
+                np.array([[2.5, 1.0]])):
+        with pytest.raises(ValueError):
+            sim.fit(bad)
+        assert sim.n_features_in_ == 2
+    assert sim.transform(np.array([[1.0, 1.0]])).shape == (1, 10)
