@@ -185,7 +185,7 @@ def test_bad_data_file(tmp_path, capsys, content, text):
 
 def test_too_short_trajectories(tmp_path, capsys):
     path = tmp_path / "short.npy"
-    np.save(path, np.zeros((10, 5)))
+    np.save(path, np.zeros((10, 1)))  # one position: no displacement
     code = main(["fit", str(path), "-o", str(tmp_path / "m.pt")] + TINY)
     assert_one_line_error(capsys, code, "needs at least")
 
