@@ -41,6 +41,12 @@ report = generated_msd(est, alpha=(0.4, 1.0, 1.6), D=(1e-4, 1e-2), n_samples=300
 print(report)
 
 # %%
+# This small model, trained in half a minute on trajectories of 100 steps,
+# generates exponents within about 0.15 of alpha. The default model trained
+# on 8,000 trajectories of 200 steps (``skspivae demo``) is within 0.1 for
+# most targets over alpha in 0.4-1.6 and D in 1e-5-1e-2: see the benchmarks.
+
+# %%
 # The Gaussian decoder needs no warm-up: it was trained to predict every
 # displacement from the first, each from all those before it, so a generated
 # trajectory starts from an empty history at x(0) = 0, as the training
