@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from ._io import atomic_write
+from ._utils import format_table
 
 PROG = "skspivae"
 
@@ -208,17 +209,13 @@ def _format_report(rows, *, active_only=False):
     quantities = list(rows[0]["spearman"]) if rows else []
     header = ["neuron", "KL (nats)", "Var(mu)", "Mean(log s2)", "active"]
     header += [f"rho({q})" for q in quantities]
-    table = [header]
+    table = []
     for r in rows:
         rho = ["nan" if r["spearman"][q] is None else f"{r['spearman'][q]:+.3f}"
                for q in quantities]
         table.append([r["neuron"], f"{r['kl']:.4g}", f"{r['var_mu']:.4g}",
-                      f"{r['mean_logvar']:.3g}", "yes" if r["active"] else "no"] + rho)
-    widths = [max(len(row[j]) for row in table) for j in range(len(header))]
-    lines = ["  ".join(cell.rjust(w) if j else cell.ljust(w)
-                       for j, (cell, w) in enumerate(zip(row, widths, strict=True)))
-             for row in table]
-    return "\n".join(lines)
+                      f"{r['mean_logvar']:.3g}", r["active"]] + rho)
+    return format_table(header, table)
 
 
 def _figure(nrows=1, ncols=1, **kwargs):
@@ -346,8 +343,6 @@ def _cmd_sample(args):
     if not args.out.endswith(".npz"):
         raise ValueError(f"{args.out}: the output of sample must end in .npz.")
     est = _load_model(args.model, args.device)
-    if not hasattr(est, "sample"):
-        raise ValueError("this version of SPIVAE cannot generate trajectories.")
     z = _z(args.z) if args.z is not None else None
     X = est.sample(args.n_samples, z=z, n_timesteps=args.n_timesteps,
                    random_state=args.seed)

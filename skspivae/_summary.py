@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ._utils import format_table
 from .nn import ConditioningDecoder, Encoder, GaussianDecoder, WaveNet
 
 
@@ -67,17 +68,10 @@ class ModelSummary:
                   f"{layer.n_params:,}", str(layer.trainable) if layer.n_params else "")
                  for layer in self.layers]
         header = ("Layer (type)", "Output shape", "Param #", "Trainable")
-        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(4)]
-
-        def line(cells):
-            return "  ".join([cells[0].ljust(widths[0]), cells[1].ljust(widths[1]),
-                              cells[2].rjust(widths[2]), cells[3]]).rstrip()
-
-        rule = "=" * (sum(widths) + 6)
+        head, *body = format_table(header, rows, align="llrl").splitlines()
+        rule = "=" * max(len(line) for line in [head, *body])
         out = [f"SPIVAE, trajectories of {self.n_timesteps} time steps "
-               f"(B = batch size)", rule,
-               line(header), rule]
-        out += [line(row) for row in rows]
+               f"(B = batch size)", rule, head, rule, *body]
         out += [rule,
                 f"Total params: {self.total_params:,}",
                 f"Trainable params: {self.trainable_params:,}",

@@ -17,15 +17,10 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from ._lr_finder import plot_lr_finder
-from .inspection._neurons import (
+from ._utils import check_1d, check_2d, check_neurons, check_y, feature_names, spearman
+from .inspection import (
     NeuronSummary,
     ParameterGroups,
-    _check_1d,
-    _check_2d,
-    _check_neurons,
-    _check_y,
-    _feature_names,
-    _spearman,
     group_by_parameters,
     neuron_summary_from_moments,
     parameter_quantities,
@@ -105,16 +100,16 @@ def _latent(latent, X, *, need_logvar=False):
         if X is None:
             raise ValueError("`X` is required when `latent` is an estimator.")
         mu, logvar = (np.asarray(a) for a in latent.encode(X))
-        mu = _check_2d(mu, "mu")
-        names = _feature_names(latent, mu.shape[1])
+        mu = check_2d(mu, "mu")
+        names = feature_names(latent, mu.shape[1])
         active = np.asarray(getattr(latent, "active_components_", []), dtype=int)
         neurons = active if active.size else np.arange(mu.shape[1])
-        return mu, _check_2d(logvar, "logvar", n_samples=mu.shape[0]), names, neurons
+        return mu, check_2d(logvar, "logvar", n_samples=mu.shape[0]), names, neurons
     if isinstance(latent, tuple):
         if len(latent) != 2:
             raise ValueError("`latent` as a tuple must be (mu, logvar).")
-        mu = _check_2d(latent[0], "mu")
-        logvar = _check_2d(latent[1], "logvar", n_samples=mu.shape[0])
+        mu = check_2d(latent[0], "mu")
+        logvar = check_2d(latent[1], "logvar", n_samples=mu.shape[0])
         if logvar.shape != mu.shape:
             raise ValueError("`mu` and `logvar` must have the same shape.")
     else:
@@ -123,7 +118,7 @@ def _latent(latent, X, *, need_logvar=False):
                 "`latent` must be a fitted estimator or a (mu, logvar) tuple "
                 "here: the log-variances are needed."
             )
-        mu, logvar = _check_2d(latent, "mu"), None
+        mu, logvar = check_2d(latent, "mu"), None
     names = [f"z{i}" for i in range(mu.shape[1])]
     return mu, logvar, names, np.arange(mu.shape[1])
 
@@ -420,8 +415,8 @@ def plot_latent_vs_parameters(
     ((2, 2), 'log D')
     """
     mu, _, names, default = _latent(latent, X)
-    y = _check_y(y, n_samples=mu.shape[0])
-    neurons = default if neurons is None else _check_neurons(neurons, mu.shape[1])
+    y = check_y(y, n_samples=mu.shape[0])
+    neurons = default if neurons is None else check_neurons(neurons, mu.shape[1])
     table = parameter_quantities(y, n_timesteps=n_timesteps, quantities=quantities)
     shape = (len(neurons), len(table))
     axes = _get_axes(
@@ -431,7 +426,7 @@ def plot_latent_vs_parameters(
         for col, (name, values) in enumerate(table.items()):
             ax = axes[row, col]
             ax.hist2d(values, mu[:, neuron], bins=bins, cmap="viridis")
-            rho = _spearman(mu[:, neuron], values)
+            rho = spearman(mu[:, neuron], values)
             ax.text(
                 0.03,
                 0.95,
@@ -485,8 +480,8 @@ def plot_latent_surface(latent, y, *, X=None, neurons=None, axes=None, cmap="RdB
     (2, 'log')
     """
     mu, _, names, default = _latent(latent, X)
-    y = _check_y(y, n_samples=mu.shape[0])
-    neurons = default if neurons is None else _check_neurons(neurons, mu.shape[1])
+    y = check_y(y, n_samples=mu.shape[0])
+    neurons = default if neurons is None else check_neurons(neurons, mu.shape[1])
     if np.any(y[:, 1] <= 0):
         raise ValueError("The D column of `y` must be positive (log axis).")
     groups = group_by_parameters(mu[:, neurons], y, name="mu")
@@ -554,8 +549,8 @@ def plot_loss_per_alpha(loss, y=None, *, X=None, ax=None, show_std=True):
             if X is None:
                 raise ValueError("`X` is required when `loss` is an estimator.")
             loss = -np.asarray(loss.score_samples(X), dtype=float)
-        loss = _check_1d(loss, "loss")
-        groups = group_by_parameters(loss, _check_y(y, n_samples=len(loss)), name="loss")
+        loss = check_1d(loss, "loss")
+        groups = group_by_parameters(loss, check_y(y, n_samples=len(loss)), name="loss")
     alphas, Ds, mean = groups.to_grid()
     _, _, std = groups.to_grid(groups.std)
     ax = _get_ax(ax)
@@ -615,7 +610,7 @@ def plot_msd(X, *, alpha=None, D=None, lags=None, ax=None, label="ensemble", col
     """
     from .inspection import ensemble_msd
 
-    X = _check_2d(X, "X")
+    X = check_2d(X, "X")
     if (alpha is None) != (D is None):
         raise ValueError("Give both `alpha` and `D` to draw the theory, or neither.")
     lags, msd = ensemble_msd(X, lags=lags)

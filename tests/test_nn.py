@@ -121,7 +121,7 @@ def test_kl_normal_is_zero_at_prior_and_positive_elsewhere():
 
 
 def test_initial_loss_is_a_stable_start():
-    # REFERENCE.md: an initial loss above about 1.5 signals an unstable start
+    # The paper's code: an initial loss above about 1.5 signals an unstable start
     # (for unit-scale displacements).
     torch.manual_seed(0)
     module = SPIVAEModule()
@@ -155,3 +155,32 @@ def test_fused_conditioning_sum_matches_plain_ops():
     expected = out.double() + _conv(x.double(), weight.double())
     got = _conv_add_(out.clone(), x, weight)
     torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_fused_conditioning_sum_falls_back_when_the_private_op_fails(monkeypatch):
+    """oneDNN's fused add is a private torch op: a later release may change
+    its signature. Any failure falls back to the plain ops, with the same
+    values, and the op is not tried again."""
+    from skspivae.nn import _modules
+
+    calls = []
+
+    class Changed:
+        def binary(self, *args):
+            calls.append(len(args))
+            raise TypeError("binary() takes 14 positional arguments")
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_convolution_pointwise_", Changed(),
+                        raising=False)
+    monkeypatch.setattr(_modules, "_FUSED_ADD_WORKS", True)
+    torch.manual_seed(0)
+    x, weight = torch.randn(3, 50, 7), torch.randn(32, 7, 1)
+    out = torch.randn(3, 50, 32)
+    expected = out + _modules._conv(x, weight)
+    torch.testing.assert_close(_modules._conv_add_(out.clone(), x, weight), expected)
+    torch.testing.assert_close(_modules._conv_add_(out.clone(), x, weight), expected)
+    assert len(calls) == 1 and not _modules._FUSED_ADD_WORKS
+    # A whole WaveNet training step still works.
+    module = SPIVAEModule(layer_size=2)
+    nll, kl = module.losses(torch.randn(2, 1, 40))
+    (nll.mean() + kl.mean()).backward()

@@ -18,14 +18,20 @@ Numbers only (plots live in :mod:`skspivae.plotting`):
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
 from sklearn.base import clone
 from sklearn.feature_selection import mutual_info_regression
 from sklearn.linear_model import LinearRegression
 from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
 from sklearn.model_selection import train_test_split
-from sklearn.utils import check_array
-from sklearn.utils.validation import check_is_fitted
+
+from .._utils import check_1d as _check_1d
+from .._utils import check_2d as _check_2d
+from .._utils import check_estimator as _check_estimator
+from .._utils import check_neurons as _check_neurons
+from .._utils import check_y as _check_y
+from .._utils import feature_names as _feature_names
+from .._utils import format_table as _format_table
+from .._utils import spearman as _spearman
 
 __all__ = [
     "NeuronSummary",
@@ -45,99 +51,6 @@ __all__ = [
 ALPHA, LOG_D = "alpha", "log D"
 SBM_LATE, SBM_EARLY = "log(alpha D T^(alpha-1))", "log(alpha D T^(1-alpha))"
 _METRICS = ("spearman", "r2", "mutual_info")
-
-
-# --------------------------------------------------------------------------
-# Input checks shared by inspection and plotting
-# --------------------------------------------------------------------------
-def _check_2d(a, name, *, n_samples=None, n_columns=None):
-    """Float64 2-D array with finite values; errors name the argument."""
-    a = np.asarray(a)
-    if a.ndim != 2:
-        raise ValueError(
-            f"`{name}` must be a 2-D array of shape (n_samples, n_features); "
-            f"got an array with shape {a.shape}."
-        )
-    if n_columns is not None and a.shape[1] != n_columns:
-        raise ValueError(f"`{name}` must have {n_columns} columns; got shape {a.shape}.")
-    _check_n_samples(a, name, n_samples)
-    return check_array(a, dtype=np.float64, input_name=name)
-
-
-def _check_1d(a, name, *, n_samples=None):
-    a = np.asarray(a)
-    if a.ndim != 1:
-        raise ValueError(
-            f"`{name}` must be a 1-D array of shape (n_samples,); "
-            f"got an array with shape {a.shape}."
-        )
-    _check_n_samples(a, name, n_samples)
-    return check_array(a, dtype=np.float64, ensure_2d=False, input_name=name)
-
-
-def _check_n_samples(a, name, n_samples):
-    if n_samples is not None and a.shape[0] != n_samples:
-        raise ValueError(
-            f"`{name}` has {a.shape[0]} samples but {n_samples} were expected "
-            "(all inputs must have the same number of samples)."
-        )
-
-
-def _check_y(y, n_samples=None):
-    """``y`` with columns (alpha, D), as returned by ``make_fbm``/``make_sbm``."""
-    return _check_2d(y, "y", n_samples=n_samples, n_columns=2)
-
-
-def _check_neurons(neurons, n_components):
-    """Indices of the neurons to analyse; ``None`` means all of them."""
-    if neurons is None:
-        return np.arange(n_components)
-    neurons = np.asarray(neurons)
-    if neurons.size == 0:
-        raise ValueError("`neurons` is empty: there is no neuron to analyse.")
-    if neurons.ndim != 1 or not np.issubdtype(neurons.dtype, np.integer):
-        raise TypeError("`neurons` must be a 1-D sequence of integer indices.")
-    if neurons.min() < 0 or neurons.max() >= n_components:
-        raise ValueError(f"`neurons` must be indices in [0, {n_components}); got {neurons}.")
-    return neurons
-
-
-def _feature_names(estimator, n_components):
-    try:
-        return [str(name) for name in estimator.get_feature_names_out()]
-    except (AttributeError, TypeError, ValueError):
-        return [f"z{i}" for i in range(n_components)]
-
-
-def _check_estimator(estimator, method):
-    if not hasattr(estimator, method):
-        raise TypeError(
-            f"`estimator` must be a fitted SPIVAE-like estimator with a "
-            f"`{method}` method; got {type(estimator).__name__}."
-        )
-    check_is_fitted(estimator)
-
-
-def _format_table(header, rows):
-    """Right-aligned plain-text table (first column left-aligned)."""
-    cells = [list(header)] + [[_format_cell(c) for c in row] for row in rows]
-    widths = [max(len(row[j]) for row in cells) for j in range(len(header))]
-    lines = []
-    for row in cells:
-        parts = [row[0].ljust(widths[0])]
-        parts += [c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)]
-        lines.append("  ".join(parts).rstrip())
-    return "\n".join(lines)
-
-
-def _format_cell(value):
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else "no"
-    if isinstance(value, (int, np.integer)):
-        return str(value)
-    return f"{value:.4g}"
 
 
 # --------------------------------------------------------------------------
@@ -508,12 +421,6 @@ def _r2_line(x, t):
     x, t = x - x.mean(), t - t.mean()
     denom = np.sqrt(np.dot(x, x) * np.dot(t, t))
     return float(np.dot(x, t) / denom) ** 2 if denom > 0 else np.nan
-
-
-def _spearman(x, t):
-    if np.ptp(x) == 0 or np.ptp(t) == 0:
-        return np.nan
-    return float(stats.spearmanr(x, t).statistic)
 
 
 def latent_parameter_relations(

@@ -418,17 +418,27 @@ def _conv_add_(out, x, weight):
 
     On CPU this runs as one pass of oneDNN's fused convolution (the op in
     ``torch.ops.mkldnn`` that ``torch.compile`` uses on CPUs): the WaveNet's
-    forward pass takes 8% less time than with a separate sum. Where the op
-    is missing (other builds, devices or dtypes) the plain ops compute the
-    same.
+    forward pass takes 8% less time than with a separate sum. That op is
+    private to torch: where it is missing (other builds, devices or dtypes)
+    or fails in any way (its signature may change in a later release), the
+    plain ops compute the same, and a failure is not tried again.
     """
+    global _FUSED_ADD_WORKS
     fused = getattr(torch.ops.mkldnn, "_convolution_pointwise_", None)
-    if (fused is None or x.device.type != "cpu" or x.dtype != torch.float32
-            or not torch.backends.mkldnn.is_available()):
+    if (not _FUSED_ADD_WORKS or fused is None or x.device.type != "cpu"
+            or x.dtype != torch.float32 or not torch.backends.mkldnn.is_available()):
         return out.add_(_conv(x, weight))
-    fused.binary(_cl(out), _cl(x), weight.unsqueeze(2), None, [0, 0], [1, 1], [1, 1], 1,
-                 "add", None, None, [], None)
+    try:
+        fused.binary(_cl(out), _cl(x), weight.unsqueeze(2), None, [0, 0], [1, 1],
+                     [1, 1], 1, "add", None, None, [], None)
+    except Exception:  # noqa: BLE001 - any failure of a private op: fall back
+        _FUSED_ADD_WORKS = False
+        return out.add_(_conv(x, weight))
     return out
+
+
+# Whether oneDNN's fused add works in this torch (set False at its first failure).
+_FUSED_ADD_WORKS = True
 
 
 def _conv_backward(grad, x, weight, dilation=1, need_x=True):

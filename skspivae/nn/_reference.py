@@ -1,6 +1,7 @@
 """A plain PyTorch transcription of the SPIVAE reference model (private).
 
-This is the model of ``REFERENCE.md`` section 4 written the obvious way: one
+This is the paper's model (Fernandez-Fernandez et al., arXiv:2307.11608, and
+the user guide's description) written the obvious way: one
 ``nn.Conv1d`` per box of the diagram and no fusion. It is kept as a yardstick:
 the tests check that :class:`skspivae.nn.SPIVAEModule` computes the same
 function with the same weights, and ``benchmarks/bench_training.py`` times it
