@@ -787,12 +787,24 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         return np.ascontiguousarray(dx, dtype=np.float32)
 
     def _as_tensor(self, X):
-        """Validate X for a fitted model; any length down to ``min_timesteps_``."""
+        """Validate X for a fitted model; any length down to ``min_timesteps_``.
+        Returns float64 displacements (n, 1, length) for :meth:`_inference_module`."""
         check_is_fitted(self)
         self._check_feature_names(X)
         X = check_array(X, dtype=[np.float64, np.float32])
-        dx = self._increments(X, self.module_) / np.float32(self.input_scale_)
+        dx = self._increments(X, self.module_).astype(np.float64) / self.input_scale_
         return torch.as_tensor(dx, device=self._device).unsqueeze(1)
+
+    def _inference_module(self):
+        """The fitted module in float64, for ``encode`` and ``score_samples``.
+
+        In float32 a trajectory's latent depends on the other trajectories of
+        its batch by about one rounding unit: the matrix products and
+        convolutions choose their kernels by the number of rows. In float64
+        those differences are 1e-16, so that the result of a trajectory does
+        not depend, to any precision that matters, on what else is passed.
+        """
+        return copy.deepcopy(self.module_).double()
 
     def _check_feature_names(self, X):
         """As scikit-learn's estimators, for a model that takes any length: a
@@ -847,7 +859,8 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         """
         data = self._as_tensor(X)
         mu, logvar = _training.encode(
-            self.module_, data, _training.eval_batch_size(self.batch_size, data.device))
+            self._inference_module(), data,
+            _training.eval_batch_size(self.batch_size, data.device))
         return (mu.cpu().numpy().astype(np.float64),
                 logvar.cpu().numpy().astype(np.float64))
 
@@ -886,7 +899,8 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         """
         data = self._as_tensor(X)
         nll, kl = _training.per_trajectory_losses(
-            self.module_, data, _training.eval_batch_size(self.batch_size, data.device))
+            self._inference_module(), data,
+            _training.eval_batch_size(self.batch_size, data.device))
         n_scored = self.module_.n_scored(data.shape[-1])
         elbo = -nll.double() - kl.double().sum(dim=1) / n_scored
         return elbo.cpu().numpy() - np.log(self.input_scale_)

@@ -27,7 +27,6 @@ import copy
 import math
 import os
 import sys
-import time
 import warnings
 
 __all__ = ["Callback", "Checkpoint", "EarlyStopping", "EpochTable", "LivePlot",
@@ -109,22 +108,22 @@ class EpochTable(Callback):
 
 
 class ProgressBar(Callback):
-    """One self-updating line on stderr: epoch, batch, loss, overall progress.
+    """A progress bar of the batches of the whole fit, drawn by tqdm.
 
-    The line is rewritten in place (carriage return, no dependency) after
-    batches and epochs; it needs a terminal or a notebook that honours ``\\r``.
+    ``tqdm.auto`` draws a widget in a Jupyter notebook and a self-updating
+    line in a terminal. The bar shows the epoch, the last batch's loss and,
+    after each epoch, its training and validation losses.
     ``SPIVAE(verbose=2)`` adds one with ``leave=False`` in front of the
-    :class:`EpochTable`, so that each epoch's row replaces the batch progress.
+    :class:`EpochTable`, so that the bar disappears when training ends.
 
     Parameters
     ----------
     file : file-like, default=None
         Where to write; ``sys.stderr`` when None.
     leave : bool, default=True
-        At the end of each epoch, show its losses on the line (and end the
-        line when training ends); False erases the line instead.
+        Keep the finished bar; False erases it when training ends.
     min_interval : float, default=0.1
-        Seconds between two redraws within an epoch.
+        Seconds between two redraws (tqdm's ``mininterval``).
 
     Examples
     --------
@@ -135,10 +134,10 @@ class ProgressBar(Callback):
     >>> X, _ = make_fbm(32, n_timesteps=40, alpha=[1.0], D=[1e-2], random_state=0)
     >>> out = io.StringIO()
     >>> est = SPIVAE(n_components=2, encoder_hidden=(16,), decoder_hidden=(16,),
-    ...              layer_size=2, max_epochs=2, batch_size=16, random_state=0,
+    ...              max_epochs=2, batch_size=16, random_state=0,
     ...              callbacks=[ProgressBar(file=out)]).fit(X)
-    >>> print(out.getvalue().split("\\r")[-1].strip())
-    epoch 2/2 [##########] train_loss ... valid_loss ... ...s
+    >>> print(out.getvalue().split("\\r")[-1].strip())  # doctest: +ELLIPSIS
+    epoch 2/2: 100%|##########| 4/4 [..., train_loss=..., valid_loss=...]
     """
 
     def __init__(self, file=None, leave=True, min_interval=0.1):
@@ -146,51 +145,30 @@ class ProgressBar(Callback):
         self.leave = leave
         self.min_interval = min_interval
 
-    def _write(self, text):
-        f = self.file if self.file is not None else sys.stderr
-        f.write("\r" + text.ljust(self._width))  # pad over the previous text
-        f.flush()
-        self._width = len(text)
-
-    def _bar(self, done):
-        full = round(10 * done / max(self._n_epochs * self._n_batches, 1))
-        return "[" + "#" * full + "." * (10 - full) + "]"
-
     def on_train_begin(self, estimator, info):
+        from tqdm.auto import tqdm
+
         self._n_epochs = sum(stage.n_epochs for stage in info["stages"])
-        self._n_batches = info["n_batches"]
         self._first = info.get("first_epoch", 0)
-        self._start = time.perf_counter()
-        self._last = -math.inf
-        self._width = 0
+        self._bar = tqdm(total=self._n_epochs * info["n_batches"], unit="batch",
+                         file=self.file if self.file is not None else sys.stderr,
+                         leave=self.leave, mininterval=self.min_interval,
+                         dynamic_ncols=True, desc=f"epoch 1/{self._n_epochs}")
 
     def on_batch_end(self, estimator, record):
-        now = time.perf_counter()
-        if now - self._last < self.min_interval:
-            return
-        self._last = now
-        e, b = record["epoch"] - self._first, record["batch"] + 1
-        self._write(f"epoch {e + 1}/{self._n_epochs} "
-                    f"{self._bar(e * self._n_batches + b)} batch {b}/{self._n_batches}"
-                    f" loss {record['loss']:.4f} {now - self._start:.0f}s")
+        self._bar.set_postfix(loss=f"{record['loss']:.4f}", refresh=False)
+        self._bar.update(1)
 
     def on_epoch_end(self, estimator, record):
         e = record["epoch"] - self._first + 1
-        if self.leave:
-            self._write(f"epoch {e}/{self._n_epochs} {self._bar(e * self._n_batches)}"
-                        f" train_loss {record['train_loss']:.4f} valid_loss "
-                        f"{record['valid_loss']:.4f} "
-                        f"{time.perf_counter() - self._start:.0f}s")
-        else:
-            self._write("")
-            self._write("")  # back to the start of the now blank line
-        self._last = -math.inf
+        self._bar.set_description(f"epoch {min(e + 1, self._n_epochs)}/{self._n_epochs}"
+                                  if e < self._n_epochs else
+                                  f"epoch {e}/{self._n_epochs}", refresh=False)
+        self._bar.set_postfix(train_loss=f"{record['train_loss']:.4f}",
+                              valid_loss=f"{record['valid_loss']:.4f}")
 
     def on_train_end(self, estimator, info):
-        if self.leave and self._width:
-            f = self.file if self.file is not None else sys.stderr
-            f.write("\n")
-            f.flush()
+        self._bar.close()
 
 
 class EarlyStopping(Callback):

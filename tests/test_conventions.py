@@ -5,15 +5,14 @@ import warnings
 
 import numpy as np
 import pytest
+from _configs import TINY as _TINY
 from sklearn.exceptions import NotFittedError
 
 from skspivae import SPIVAE
 from skspivae._cli import main
 from skspivae.datasets import FBMSimulator, make_fbm
 
-TINY = dict(n_components=2, encoder_channels=4, encoder_layers=2, pool_size=2,
-            encoder_hidden=(8,), decoder_hidden=(8,), memory=8, batch_size=16,
-            max_epochs=1, device="cpu", random_state=0)
+TINY = dict(_TINY, encoder_layers=2, max_epochs=1, random_state=0)
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +24,7 @@ def X():
 @pytest.mark.parametrize("n_timesteps", [2, 3, 5])
 def test_short_trajectories_are_accepted_and_scored_where_data_is(X, decoder,
                                                                   n_timesteps):
-    est = SPIVAE(**TINY, decoder=decoder, layer_size=2).fit(X[:, :n_timesteps])
+    est = SPIVAE(**{**TINY, "decoder": decoder, "layer_size": 2}).fit(X[:, :n_timesteps])
     assert est.min_timesteps_ == 2
     assert est.transform(X[:4, :n_timesteps]).shape == (4, 2)
     # Each trajectory is scored on its own displacements only: the score

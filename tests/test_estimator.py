@@ -8,6 +8,7 @@ import joblib
 import numpy as np
 import pytest
 import torch
+from _configs import SMALL, TINY
 from scipy.stats import spearmanr
 from sklearn.base import clone
 from sklearn.linear_model import LinearRegression
@@ -19,14 +20,7 @@ from skspivae import SPIVAE
 from skspivae.callbacks import Callback
 from skspivae.datasets import make_fbm
 
-# The smallest sensible architecture: receptive field 4, minimum 6 positions.
-TINY = dict(n_components=2, encoder_channels=4, encoder_layers=1, pool_size=2,
-            encoder_hidden=(8,), decoder_hidden=(8,), residual_channels=4,
-            skip_channels=4, layer_size=1, batch_size=16, device="cpu")
 # Small but real: receptive field 8, learns fBM in a few epochs.
-SMALL = dict(n_components=3, encoder_channels=8, encoder_layers=2, pool_size=4,
-             encoder_hidden=(32,), decoder_hidden=(32,), residual_channels=8,
-             skip_channels=8, layer_size=2, batch_size=32, lr=1e-2, device="cpu")
 
 # transform takes trajectories of any length (a design choice: the latent of
 # a trajectory does not depend on how long the training ones were).
@@ -366,11 +360,23 @@ def test_non_finite_loss_stops_with_clear_error(fbm):
     assert not hasattr(est, "module_")  # the first fit failed: still unfitted
 
 
-def test_clone_and_params():
-    est = SPIVAE(n_components=3, beta=1e-3, beta_schedule=[(2, 0.0), (2, 1e-3)])
+def test_parameters_are_stored_as_given_and_clones_are_unfitted(fbm):
+    X, _ = fbm
+    schedule, hidden = [(2, 0.0), (1, 1e-3)], np.array([16])
+    est = SPIVAE(beta_schedule=schedule, encoder_hidden=hidden, n_components=-1)
+    # __init__ stores, validates nothing: the invalid n_components waits for fit.
+    assert est.beta_schedule is schedule and est.encoder_hidden is hidden
+    with pytest.raises(ValueError, match="n_components"):
+        est.fit(X[:32])
+    est.set_params(n_components=2, **{k: v for k, v in SMALL.items()
+                                      if k not in ("encoder_hidden", "n_components")})
+    assert est.fit(X[:32]) is est and hasattr(est, "module_")
     twin = clone(est)
-    assert twin.get_params() == est.get_params()
-    assert twin.set_params(beta=0.5).beta == 0.5
+    assert not hasattr(twin, "module_") and not hasattr(twin, "history_")
+    assert twin.get_params()["beta_schedule"] == schedule
+    assert twin.set_params(beta=0.5) is twin and twin.beta == 0.5
+    with pytest.raises(ValueError, match="no_such"):
+        twin.set_params(no_such=1)
 
 
 def test_pipeline_regression_on_alpha(fbm):

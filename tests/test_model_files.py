@@ -8,15 +8,14 @@ import joblib
 import numpy as np
 import pytest
 import torch
+from _configs import TINY as _TINY
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from skspivae import SPIVAE
 from skspivae.datasets import make_fbm
 
-TINY = dict(n_components=2, encoder_channels=4, encoder_layers=1, pool_size=2,
-            encoder_hidden=(8,), decoder_hidden=(8,), memory=8, batch_size=16,
-            max_epochs=1, device="cpu", random_state=0)
+TINY = dict(_TINY, max_epochs=1, random_state=0)
 
 
 @pytest.fixture(scope="module")

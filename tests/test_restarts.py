@@ -3,14 +3,11 @@
 import numpy as np
 import pytest
 import torch
+from _configs import TINY
 
 from skspivae import SPIVAE, _training
 from skspivae.callbacks import Callback
 from skspivae.datasets import make_fbm
-
-TINY = dict(n_components=2, encoder_channels=4, encoder_layers=1, pool_size=2,
-            encoder_hidden=(8,), decoder_hidden=(8,), residual_channels=4,
-            skip_channels=4, layer_size=1, batch_size=16, device="cpu")
 
 
 @pytest.fixture(scope="module")

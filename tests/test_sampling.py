@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from _configs import SMALL as _SMALL
 from sklearn.exceptions import NotFittedError
 
 from skspivae import SPIVAE
@@ -11,11 +12,7 @@ from skspivae.inspection import ensemble_msd, fit_anomalous_exponent
 from skspivae.nn import SPIVAEModule, generate
 from skspivae.nn._generation import _generate_full_window
 
-# Receptive field 8, a few thousand parameters: fast to fit and to sample.
-SMALL = dict(n_components=3, encoder_channels=8, encoder_layers=2, pool_size=4,
-             encoder_hidden=(32,), decoder_hidden=(32,), residual_channels=8,
-             skip_channels=8, layer_size=2, batch_size=32, lr=1e-2, beta=1e-3,
-             device="cpu")
+SMALL = dict(_SMALL, memory=128, beta=1e-3)
 SMALL_MODULE = {k: v for k, v in SMALL.items()
                 if k not in ("batch_size", "lr", "beta", "device")}
 

@@ -3,16 +3,14 @@
 import numpy as np
 import pytest
 import torch
+from _configs import TINY as _TINY
 
 from skspivae import SPIVAE
 from skspivae.datasets import make_fbm
 from skspivae.nn import SPIVAEModule
 from skspivae.nn._reference import ReferenceSPIVAE
 
-TINY = dict(n_components=2, encoder_channels=4, encoder_layers=1, pool_size=2,
-            encoder_hidden=(8,), decoder_hidden=(8,), residual_channels=4,
-            skip_channels=4, layer_size=1, batch_size=16, device="cpu",
-            decoder="wavenet")
+TINY = dict(_TINY, decoder="wavenet")
 PAPER = SPIVAE(decoder="wavenet")
 
 

@@ -8,6 +8,7 @@ machine.
 import numpy as np
 import pytest
 import torch
+from _configs import TINY as _TINY
 from sklearn.model_selection import GridSearchCV
 from sklearn.utils.validation import check_is_fitted
 
@@ -15,9 +16,8 @@ from skspivae import SPIVAE, NonFiniteLossError
 from skspivae.callbacks import Callback, Checkpoint
 from skspivae.datasets import make_fbm
 
-SMALL = dict(n_components=2, encoder_channels=4, encoder_layers=2, pool_size=4,
-             encoder_hidden=(16,), decoder_hidden=(16,), memory=16, batch_size=16,
-             max_epochs=3, device="cpu", random_state=0)
+SMALL = dict(_TINY, encoder_layers=2, pool_size=4, encoder_hidden=(16,),
+             decoder_hidden=(16,), memory=16, max_epochs=3, random_state=0)
 
 
 class Fault(Callback):
