@@ -143,26 +143,34 @@ def test_interrupt_mid_fit_keeps_the_last_finished_epoch_and_reraises(X):
     assert est.n_iter_ == 3
 
 
-def test_interrupt_during_restarts_reraises_and_leaves_nothing(X):
-    class InterruptRestart(Callback):
-        def on_epoch_end(self, estimator, record):
+@pytest.mark.parametrize("warm_fit_first", [False, True])
+def test_interrupt_inside_restarts_reraises_and_leaves_nothing(X, monkeypatch,
+                                                               warm_fit_first):
+    """Ctrl-C in the third batch of the n_init restarts (no epoch of the full
+    fit has finished): re-raised, and the estimator is as before."""
+    from skspivae import _training
+
+    est = SPIVAE(**SMALL, n_init=3, init_epochs=2)
+    before = _state(est.fit(X), X) if warm_fit_first else None
+    original, calls = _training.forward_backward, []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
             raise KeyboardInterrupt
+        return original(*args, **kwargs)
 
-    est = SPIVAE(**SMALL, n_init=3, init_epochs=1)
-    # The restarts take no callbacks: interrupt their loop through the module.
-    original = est._restarts
-
-    def restarts(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    est._restarts = restarts
+    monkeypatch.setattr(_training, "forward_backward", interrupted)
     with pytest.raises(KeyboardInterrupt):
         est.fit(X)
-    del est._restarts
-    assert original is not None
-    with pytest.raises(Exception, match="not fitted"):
-        check_is_fitted(est)
-    assert not hasattr(est, "init_history_")
+    monkeypatch.undo()
+    assert len(calls) == 3
+    if warm_fit_first:
+        _assert_same(_state(est, X), before)
+    else:
+        with pytest.raises(Exception, match="not fitted"):
+            check_is_fitted(est)
+        assert not hasattr(est, "init_history_")
 
 
 def test_interrupt_stops_a_grid_search(X):
