@@ -391,21 +391,14 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         history and every fitted attribute, an unfitted one stays unfitted.
 
         Two process-wide settings make CPU training faster and are restored
-        when ``fit`` returns: denormal floats are flushed to zero (small
-        displacements otherwise make some batches ten times slower), and on
+        when ``fit`` returns: denormal floats are flushed to zero, and on
         Linux with glibc the C allocator keeps the memory that training steps
-        free instead of handing it back to the system at every step (see
-        ``skspivae._training.keep_freed_memory``).
-
-        On a CPU with two or more torch threads, each training batch of at
-        least 80,000 displacements (256 trajectories of 400 steps, say) runs
-        as two halves at once, on two threads of its own that share torch's
-        threads between them: on 2 cores, steps about 7% shorter (median of
-        twelve paired comparisons; over whole epochs the gain was within the
-        machine's noise). Smaller batches, which were slower split, run
-        whole. The gradients are the same up to rounding, and for a
-        given number of threads training is bitwise reproducible. The
-        threads stop when ``fit`` returns; no thread setting changes.
+        free instead of handing it back to the system at every step. On a CPU
+        with two or more torch threads, batches of at least 80,000
+        displacements run as two halves at once on two threads of their own;
+        the gradients are the same up to rounding, and for a given number of
+        threads training is bitwise reproducible. The training benchmark
+        (``docs/benchmarks_training.rst``) has the measurements.
         """
         saved, progress = self._snapshot(), {"epochs": 0}
         try:
