@@ -10,29 +10,24 @@ paper's default model (262,885 parameters), batch 256, at
 ``torch.get_num_threads()`` threads:
 
 - ``plain``: the plain transcription (``skspivae.nn._reference``, one
-  ``nn.Conv1d`` per box) in a bare loop over pre-made batches, first as it
-  is, then under the process settings ``fit`` uses (denormals flushed, freed
-  memory kept by glibc's allocator: ``skspivae._training.process_settings``);
+  ``nn.Conv1d`` per box) in a bare loop over pre-made batches;
 - ``module``: our :class:`~skspivae.nn.SPIVAEModule` in the same bare loop,
-  under those settings, with ``fit``'s forward and backward passes
-  (``skspivae._training.forward_backward``: on two or more threads, a
-  large batch's two halves at once on two threads), and once more with
-  whole batches on all threads;
+  with ``fit``'s forward and backward passes
+  (``skspivae._training.forward_backward``);
 - ``fit``: a whole ``SPIVAE.fit`` epoch of a fresh estimator (shuffling,
   slicing, schedules, history), without and with a 20% validation set.
 
 All rows run in ``--repeats`` interleaved rounds and each keeps its best
 time, so that they see the same load and their ratios are meaningful on a
-machine whose speed drifts. The plain loop as it is runs in a fresh process
-each round, where no setting that ``fit`` changed (glibc's allocator keeps
-the thresholds its own dynamic rule reaches for large blocks) can help it.
+machine whose speed drifts. The plain loop runs in a fresh process each
+round, as a user's script would.
 The two rows of the 2x target run back to back at the start of each round,
 in alternating order, so that each round also gives a paired ratio of the
 two, taken a few seconds apart; the median of those ratios is printed
 beside the ratio of the best times.
 
 The data are fBM on the paper's ranges (alpha uniform in 0.2-1.8, D log-uniform
-in 1e-5-1e-2), so the smallest displacements are those that make denormals.
+in 1e-5-1e-2).
 """
 
 import argparse
@@ -47,7 +42,7 @@ import torch
 from _machine import cpu_model
 
 from skspivae import SPIVAE
-from skspivae._training import HalfBatches, forward_backward, make_optimizer, process_settings
+from skspivae._training import forward_backward, make_optimizer
 from skspivae.datasets import make_fbm
 from skspivae.nn import SPIVAEModule, kl_normal, log_prob
 from skspivae.nn._reference import ReferenceSPIVAE
@@ -80,22 +75,20 @@ def warm_up(batches):
     return [batches[0], batches[-1]]
 
 
-def bare_loop(model, batches, fast, split=True):
+def bare_loop(model, batches, fast):
     """One epoch over pre-made batches: forward, NLL + KL, backward, Adam.
 
     The plain transcription uses torch's default Adam; ours (``fast``) the
-    fused Adam and the forward and backward passes that ``fit`` uses (with
-    ``split``, a large batch's two halves at once on two threads, where that
-    applies), so that the fit overhead compares like with like.
+    fused Adam and the forward and backward passes that ``fit`` uses, so
+    that the fit overhead compares like with like.
     """
-    halves = HalfBatches.create("cpu") if fast and split else None
     optimizer = (make_optimizer(model.parameters(), 1e-3) if fast else
                  torch.optim.Adam(model.parameters(), lr=1e-3))
     start = time.perf_counter()
     for batch in batches:
         optimizer.zero_grad()
         if fast:
-            forward_backward(model, batch, 1e-4, halves=halves)
+            forward_backward(model, batch, 1e-4)
         else:
             params, mu, logvar = model(batch)
             rf = model.receptive_field
@@ -103,14 +96,12 @@ def bare_loop(model, batches, fast, split=True):
                     + 1e-4 * kl_normal(mu, logvar).sum(1).mean())
             loss.backward()
         optimizer.step()
-    seconds = time.perf_counter() - start
-    if halves is not None:
-        halves.close()
-    return seconds
+    return time.perf_counter() - start
 
 
 def timed_fit(X, validation_fraction, device="cpu"):
-    est = SPIVAE(max_epochs=1, validation_fraction=validation_fraction,
+    est = SPIVAE(decoder="wavenet", batch_size=256, beta_schedule="constant",
+                 max_epochs=1, validation_fraction=validation_fraction,
                  input_scale=None, device=device, random_state=0)
     est.fit(X)
     return est.history_[-1]["seconds"]
@@ -159,23 +150,11 @@ def main(argv=None):
     bare_loop(ReferenceSPIVAE(), warm_up(batches), False)
     bare_loop(SPIVAEModule(), warm_up(batches), True)
 
-    def settled(function):
-        """``function`` under the process settings that ``fit`` uses."""
-        def run():
-            with process_settings():
-                return function()
-        return run
-
     # All rows in interleaved rounds, best of each, so that every row sees
     # the same load on a shared machine and the ratios are meaningful.
     timed = {
         "plain transcription, bare loop": lambda: plain_in_fresh_process(args),
-        "plain transcription, bare loop, fit's process settings":
-            settled(lambda: bare_loop(ReferenceSPIVAE(), batches, False)),
-        "SPIVAEModule, bare loop, fit's process settings":
-            settled(lambda: bare_loop(SPIVAEModule(), batches, True)),
-        "SPIVAEModule, bare loop, settings, whole batches":
-            settled(lambda: bare_loop(SPIVAEModule(), batches, True, split=False)),
+        "SPIVAEModule, bare loop": lambda: bare_loop(SPIVAEModule(), batches, True),
         "SPIVAE.fit epoch (no validation)": lambda: timed_fit(X, 0.0),
         f"SPIVAE.fit epoch, 9,984 train + {n_research - 9_984} valid":
             lambda: timed_fit(X_research, 0.2),
@@ -189,7 +168,7 @@ def main(argv=None):
             times[name].append(timed[name]())
     best = {name: min(seconds) for name, seconds in times.items()}
     rows = best.items()
-    plain_raw, plain, module, module_whole, fit, fit_valid = best.values()
+    plain_raw, module, fit, fit_valid = best.values()
 
     print(f"\n{'what':58s} {'s/epoch':>8s} {'traj/s':>8s}")
     for name, seconds in rows:
@@ -203,18 +182,15 @@ def main(argv=None):
     print("\nratios (targets in brackets):")
     print(f"  plain bare loop / fit epoch        {plain_raw / fit:5.2f}x  [>= 2x]")
     print(f"  (median of the paired rounds       {statistics.median(paired):5.2f}x)")
-    print(f"  (plain loop, fit's settings / fit  {plain / fit:5.2f}x)")
     print(f"  fit loop overhead over module loop {100 * (fit - module) / fit:5.1f}%  "
           "[< 10%]")
-    print(f"  (module loop, whole / half batches {module_whole / module:5.2f}x)")
     print(f"  research fastai epoch (54 s) / ours {54.0 / fit_valid:5.2f}x  [>= 5x]")
 
 
 def plain_in_fresh_process(args):
-    """One epoch of the plain loop as it is, in a new process: no setting
-    that ``fit`` changed in this one (glibc's allocator keeps the thresholds
-    its dynamic rule reached) can speed it up, and it still runs between
-    the other rows, at the machine's speed of the moment."""
+    """One epoch of the plain loop in a new process, as a user's script
+    would run it, between the other rows at the machine's speed of the
+    moment."""
     command = [sys.executable, os.path.abspath(__file__), "--plain-epoch",
                "--n-samples", str(args.n_samples), "--n-timesteps", str(args.n_timesteps),
                "--batch-size", str(args.batch_size)]

@@ -389,16 +389,6 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         non-finite loss, a callback) the estimator is left exactly as it was
         before the call: a fitted model keeps its weights, optimiser,
         history and every fitted attribute, an unfitted one stays unfitted.
-
-        Two process-wide settings make CPU training faster and are restored
-        when ``fit`` returns: denormal floats are flushed to zero, and on
-        Linux with glibc the C allocator keeps the memory that training steps
-        free instead of handing it back to the system at every step. On a CPU
-        with two or more torch threads, batches of at least 80,000
-        displacements run as two halves at once on two threads of their own;
-        the gradients are the same up to rounding, and for a given number of
-        threads training is bitwise reproducible. The training benchmark
-        (``docs/benchmarks_training.rst``) has the measurements.
         """
         saved, progress = self._snapshot(), {"epochs": 0}
         try:
@@ -503,17 +493,16 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         for name in ("kl_divergence_", "active_components_"):
             self.__dict__.pop(name, None)
         n_records = len(self.history_)
-        with _training.process_settings():
-            try:
-                status = trainer.run(train, valid, stages, self.history_)
-            except KeyboardInterrupt:
-                # The loop put back the weights of the last finished epoch.
-                progress["epochs"] = len(self.history_) - n_records
-                if progress["epochs"]:
-                    self._set_fitted_summaries(valid if valid.shape[0] else train,
-                                               self._final_kl(trainer, valid.shape[0],
-                                                              n_records))
-                raise
+        try:
+            status = trainer.run(train, valid, stages, self.history_)
+        except KeyboardInterrupt:
+            # The loop put back the weights of the last finished epoch.
+            progress["epochs"] = len(self.history_) - n_records
+            if progress["epochs"]:
+                self._set_fitted_summaries(valid if valid.shape[0] else train,
+                                           self._final_kl(trainer, valid.shape[0],
+                                                          n_records))
+            raise
         progress["epochs"] = len(self.history_) - n_records
         self._set_fitted_summaries(valid if valid.shape[0] else train,
                                    self._final_kl(trainer, valid.shape[0], n_records))
@@ -565,9 +554,8 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             )
             history = []
             try:
-                with _training.process_settings():
-                    trainer.run(train[torch.as_tensor(subset, device=device)], valid,
-                                [Stage(self.init_epochs, beta)], history)
+                trainer.run(train[torch.as_tensor(subset, device=device)], valid,
+                            [Stage(self.init_epochs, beta)], history)
                 score = (history[-1]["valid_loss"] if valid.shape[0] else
                          _training.evaluate(candidate, train, beta,
                                             self.batch_size)["valid_loss"])
@@ -714,13 +702,10 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         scale = self.input_scale_ if fitted else _scale(dx, self.input_scale)
         device = next(module.parameters()).device
         data = torch.as_tensor(dx / np.float32(scale), device=device).unsqueeze(1)
-        generator = torch.Generator(device=device)
-        generator.manual_seed(rng.randint(np.iinfo(np.int32).max))
-        with _training.process_settings():
-            return _lr_finder.find_lr(
-                module, data, batch_size=self.batch_size, generator=generator,
-                beta=beta, clip_grad_norm=self.clip_grad_norm, start_lr=start_lr,
-                end_lr=end_lr, num_it=num_it, stop_div=stop_div)
+        return _lr_finder.find_lr(
+            module, data, batch_size=self.batch_size, generator=_generator(rng, device),
+            beta=beta, clip_grad_norm=self.clip_grad_norm, start_lr=start_lr,
+            end_lr=end_lr, num_it=num_it, stop_div=stop_div)
 
     def summary(self, n_timesteps=None):
         """Layers with output shapes, parameter counts and the receptive field.
