@@ -37,6 +37,7 @@ def _reference_grads(reference, module):
                        .replace("decoder.convs", "decoder_convs")
                        .replace("wavenet.head.1", "head1")
                        .replace("wavenet.head.3", "head2")
+                       .replace("encoder.scale", "encoder_scale")
                        .replace("wavenet.", ""))
             grads[name] = ref[renamed].grad
     return grads
@@ -45,16 +46,32 @@ def _reference_grads(reference, module):
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 
+# Every architecture parameter of the WaveNet model, one change at a time.
+CONFIGS = {
+    "paper": {},
+    "layers 2, kernel 2": dict(layer_size=2, wavenet_kernel_size=2),
+    "one layer": dict(layer_size=1),
+    "stack of 2": dict(layer_size=2, stack_size=2),
+    "skip != residual": dict(skip_channels=8, residual_channels=12),
+    "encoder": dict(encoder_layers=2, kernel_size=5, encoder_channels=8, pool_size=4,
+                    encoder_hidden=(32, 16), decoder_hidden=(16, 32)),
+    "mixture of 3": dict(n_mixtures=3),
+    "normalized encoder": dict(normalize_encoder=True),
+}
+
+
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
-@pytest.mark.parametrize("layer_size, kernel", [(4, 3), (2, 2), (1, 3)])
-def test_same_function_as_plain_transcription(layer_size, kernel, device):
+@pytest.mark.parametrize("config", list(CONFIGS))
+def test_same_function_as_plain_transcription(config, device):
     torch.manual_seed(0)
-    module = SPIVAEModule(layer_size=layer_size, wavenet_kernel_size=kernel)
+    module = SPIVAEModule(**CONFIGS[config])
     with torch.no_grad():  # non-zero biases: the fast module folds them
         for name, p in module.named_parameters():
             if name.endswith("bias"):
                 p.normal_(0.0, 0.1)
-    reference = ReferenceSPIVAE(layer_size=layer_size, kernel_size=kernel)
+        if CONFIGS[config].get("normalize_encoder"):
+            module.encoder.scale.weight.normal_()
+    reference = ReferenceSPIVAE(**CONFIGS[config])
     copy_weights(module, reference)
     module, reference = module.to(device), reference.to(device)
     dx = 0.05 * torch.randn(4, 1, 120, device=device)
@@ -64,8 +81,9 @@ def test_same_function_as_plain_transcription(layer_size, kernel, device):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
     # Every gradient agrees too: the fused computation is the same function.
     target = dx[:, 0, module.receptive_field:]
-    log_prob(fast.params, target).sum().backward()
-    log_prob(reference(dx)[0], target).sum().backward()
+    k = module.n_mixtures
+    log_prob(fast.params, target, k).sum().backward()
+    log_prob(reference(dx)[0], target, k).sum().backward()
     expected = _reference_grads(reference, module)
     for name, p in module.named_parameters():
         torch.testing.assert_close(p.grad, expected[name], rtol=1e-3, atol=1e-5,
@@ -184,3 +202,57 @@ def test_fused_conditioning_sum_falls_back_when_the_private_op_fails(monkeypatch
     module = SPIVAEModule(layer_size=2)
     nll, kl = module.losses(torch.randn(2, 1, 40))
     (nll.mean() + kl.mean()).backward()
+
+
+# --- float64 gradchecks of the hand-written autograd functions ---------------
+
+def test_conv_relu_gradcheck():
+    from skspivae.nn._modules import _ConvReLU
+
+    torch.manual_seed(0)
+    for transposed, dilation in ((False, (2, 1)), (False, (1, 2)), (True, (1, 1))):
+        x = torch.randn(2, 3, 1, 12, dtype=torch.float64).contiguous(
+            memory_format=torch.channels_last).requires_grad_()
+        shape = (3, 4, 1, 3) if transposed else (4, 3, 1, 3)
+        weight = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+        bias = torch.randn(4, dtype=torch.float64, requires_grad=True)
+        assert torch.autograd.gradcheck(
+            lambda x, w, b, t=transposed, d=dilation: _ConvReLU.apply(x, w, b, t, d),
+            (x, weight, bias))
+
+
+def test_avg_max_pool_gradcheck():
+    from skspivae.nn._modules import _AvgMaxPool
+
+    torch.manual_seed(0)
+    for length, size in ((12, 4), (13, 5), (7, 7)):
+        h = torch.randn(2, 3, 1, length, dtype=torch.float64).contiguous(
+            memory_format=torch.channels_last).requires_grad_()
+        assert torch.autograd.gradcheck(lambda h, s=size: _AvgMaxPool.apply(h, s), (h,))
+
+
+@pytest.mark.parametrize("config", [dict(layer_size=2), dict(layer_size=2, stack_size=2,
+                                                              skip_channels=3)])
+def test_wavenet_stack_gradcheck_inputs_and_every_weight(config):
+    """The blocks and head (``_WaveNetStack``'s hand-written backward) in
+    float64, against finite differences: the displacements, the conditioning
+    and every parameter."""
+    from torch.func import functional_call
+
+    torch.manual_seed(0)
+    net = WaveNet(cond_channels=2, residual_channels=4, **{"skip_channels": 4, **config})
+    net = net.double()
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if name.endswith("bias"):
+                p.normal_(0.0, 0.1)
+    names = [name for name, _ in net.named_parameters()]
+    params = tuple(p.detach().clone().requires_grad_() for p in net.parameters())
+    dx = torch.randn(2, 1, net.receptive_field + 4, dtype=torch.float64,
+                     requires_grad=True)
+    c = torch.randn(2, 2, dx.shape[-1], dtype=torch.float64, requires_grad=True)
+
+    def run(dx, c, *weights):
+        return functional_call(net, dict(zip(names, weights, strict=True)), (dx, c))
+
+    assert torch.autograd.gradcheck(run, (dx, c, *params))

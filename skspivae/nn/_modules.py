@@ -536,7 +536,8 @@ class _WaveNetStack(torch.autograd.Function):
         dilated, cond, skip = params[:n], params[n:2 * n], params[2 * n:3 * n]
         res = params[3 * n:4 * n - 1]
         _, w1, _, w2, _ = params[4 * n - 1:]
-        need_x, need_c = ctx.needs_input_grad[4:6]
+        need_taps, need_x, need_c = ctx.needs_input_grad[3:6]
+        grad_taps = None
 
         # Each bias gradient right after its gradient, while it is in the cache.
         grad = grad.contiguous()
@@ -565,10 +566,12 @@ class _WaveNetStack(torch.autograd.Function):
                 span = dilated[0].shape[1]
                 grad_ci, grad_w = _conv_backward(
                     grad_y, cs[0], torch.cat([dilated[0], cond[0]], dim=1),
-                    need_x=need_c)
+                    need_x=need_c or need_taps)
                 grads["dilated"][0], grads["cond"][0] = grad_w[:, :span], grad_w[:, span:]
                 if need_c:
                     grad_c[:, length - m:].add_(grad_ci[:, :, span:])
+                if need_taps:  # the displacements, when they need a gradient
+                    grad_taps = grad_ci[:, :, :span]
                 grad_x = grad_x if need_x else None  # x carries the scale
                 break  # x is read only by the residual
             grad_ci, grads["cond"][i] = _conv_backward(grad_y, cs[i], cond[i],
@@ -581,7 +584,8 @@ class _WaveNetStack(torch.autograd.Function):
             if grad_x is not None:  # the residual's share
                 grad_xi[:, x.shape[1] - m:].add_(grad_x, alpha=res_scale)
             grad_x = grad_xi
-        return (None, None, None, None, grad_x, grad_c, *grads["dilated"], *grads["cond"],
+        return (None, None, None, grad_taps, grad_x, grad_c, *grads["dilated"],
+                *grads["cond"],
                 *grads["skip"], *grads["res"][:n - 1], grad_skip_bias,
                 grad_w1, grad_b1, grad_w2, grad_b2)
 
