@@ -165,7 +165,7 @@ def test_any_length_down_to_one_displacement(length):
 def test_fused_conditioning_sum_matches_plain_ops():
     # On CPU the conditioning is added inside oneDNN's convolution; the
     # plain ops (float64 takes them) give the same values.
-    from skspivae.nn._modules import _conv, _conv_add_
+    from skspivae.nn._kernels import _conv, _conv_add_
 
     torch.manual_seed(0)
     x, weight = torch.randn(3, 50, 7), torch.randn(32, 7, 1)
@@ -179,7 +179,7 @@ def test_fused_conditioning_sum_falls_back_when_the_private_op_fails(monkeypatch
     """oneDNN's fused add is a private torch op: a later release may change
     its signature. Any failure falls back to the plain ops, with the same
     values, and the op is not tried again."""
-    from skspivae.nn import _modules
+    from skspivae.nn import _kernels as _modules
 
     calls = []
 
@@ -207,7 +207,7 @@ def test_fused_conditioning_sum_falls_back_when_the_private_op_fails(monkeypatch
 # --- float64 gradchecks of the hand-written autograd functions ---------------
 
 def test_conv_relu_gradcheck():
-    from skspivae.nn._modules import _ConvReLU
+    from skspivae.nn._kernels import _ConvReLU
 
     torch.manual_seed(0)
     for transposed, dilation in ((False, (2, 1)), (False, (1, 2)), (True, (1, 1))):
@@ -222,7 +222,7 @@ def test_conv_relu_gradcheck():
 
 
 def test_avg_max_pool_gradcheck():
-    from skspivae.nn._modules import _AvgMaxPool
+    from skspivae.nn._kernels import _AvgMaxPool
 
     torch.manual_seed(0)
     for length, size in ((12, 4), (13, 5), (7, 7)):

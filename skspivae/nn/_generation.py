@@ -128,17 +128,16 @@ class _Block:
     (batch, r) slices and each multiplies its own (r, 2r) weight.
     """
 
-    def __init__(self, conv, proj, skip_channels, n_blocks):
-        self.r = conv.in_channels
-        k, self.dilation = conv.kernel_size[0], conv.dilation[0]
+    def __init__(self, weights, dilation, skip_scale):
+        self.r = weights.dilated.shape[1]
+        k, self.dilation = weights.dilated.shape[2], dilation
         self.span = (k - 1) * self.dilation
         # w_taps[j] multiplies the input at t - j * dilation: (k, r, 2r).
-        self.w_taps = conv.weight.flip(2).permute(2, 1, 0).contiguous()
-        skip_scale = math.sqrt(1.0 / n_blocks)
-        self.w_skip = proj.weight[:skip_channels, :, 0].t() * skip_scale
-        self.b_skip = proj.bias[:skip_channels] * skip_scale
-        self.w_res = proj.weight[skip_channels:, :, 0].t()
-        self.b_res = proj.bias[skip_channels:]
+        self.w_taps = weights.dilated.flip(2).permute(2, 1, 0).contiguous()
+        self.w_skip = weights.skip[:, :, 0].t() * skip_scale
+        self.b_skip = weights.skip_bias * skip_scale
+        self.w_res = weights.res[:, :, 0].t()
+        self.b_res = weights.res_bias
         self.buffer = None
 
     def fill(self, history):
@@ -175,8 +174,8 @@ def _cached_batch(wavenet, c, n_mixtures, generator):
     batch, _, length = c.shape
     r = wavenet.residual_channels
     n_blocks = len(wavenet.dilated)
-    blocks = [_Block(conv, proj, wavenet.skip_channels, n_blocks)
-              for conv, proj in zip(wavenet.dilated, wavenet.skip_res, strict=True)]
+    blocks = [_Block(weights, d, wavenet.skip_scale)
+              for weights, d in zip(wavenet.blocks(), wavenet.dilations, strict=True)]
     for block, history in zip(blocks, _warm_up(wavenet, c[:, :, :rf]), strict=True):
         block.fill(history)
 
@@ -214,21 +213,18 @@ def _warm_up(wavenet, c):
     (TF32 on CUDA convolutions, say) is the same as the full-window path's.
     """
     batch, _, rf = c.shape
-    r, s = wavenet.residual_channels, wavenet.skip_channels
     _, b_in = wavenet._input_kernel()
-    x = b_in.expand(batch, rf, r)  # zero displacements: the bias only
+    x = b_in.expand(batch, rf, wavenet.residual_channels)  # zero displacements
     c = c.transpose(1, 2)  # (batch, rf, cond)
     inputs = []
-    layers = zip(wavenet.dilated, wavenet.skip_res, strict=True)
-    for i, (conv, proj) in enumerate(layers):
+    for w, dilation in zip(wavenet.blocks(), wavenet.dilations, strict=True):
         inputs.append(x)
-        pad = conv.dilation[0] * (conv.kernel_size[0] - 1)
-        cond_weight = wavenet.cond.weight[2 * r * i:2 * r * (i + 1), :, 0]
-        y = _conv_time_major(F.pad(x, (0, 0, pad, 0)), conv.weight, conv.bias,
-                             conv.dilation[0], extra=c, extra_weight=cond_weight)
+        pad = dilation * (w.dilated.shape[2] - 1)
+        y = _conv_time_major(F.pad(x, (0, 0, pad, 0)), w.dilated, w.dilated_bias,
+                             dilation, extra=c, extra_weight=w.cond[:, :, 0])
         a, b = y.chunk(2, dim=2)
-        sr = F.linear(a * torch.sigmoid(b), proj.weight[:, :, 0], proj.bias)
-        x = (sr[..., s:] + x) * math.sqrt(0.5)
+        res = F.linear(a * torch.sigmoid(b), w.res[:, :, 0], w.res_bias)
+        x = (res + x) * wavenet.res_scale
     return inputs
 
 

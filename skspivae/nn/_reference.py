@@ -122,16 +122,13 @@ def copy_weights(module, reference):
     wavenet = module.wavenet
     reference.input_conv.load_state_dict(wavenet.input_conv.state_dict())
     reference.causal_conv.load_state_dict(wavenet.causal_conv.state_dict())
-    two_r = 2 * wavenet.residual_channels
-    s = wavenet.skip_channels
-    for i, (cond, skip, res) in enumerate(zip(reference.cond, reference.skip,
-                                              reference.res)):
-        cond.weight.copy_(wavenet.cond.weight[i * two_r:(i + 1) * two_r])
-        fused = wavenet.skip_res[i]
-        skip.weight.copy_(fused.weight[:s])
-        skip.bias.copy_(fused.bias[:s])
-        res.weight.copy_(fused.weight[s:])
-        res.bias.copy_(fused.bias[s:])
+    for block, cond, skip, res in zip(wavenet.blocks(), reference.cond, reference.skip,
+                                      reference.res):
+        cond.weight.copy_(block.cond)
+        skip.weight.copy_(block.skip)
+        skip.bias.copy_(block.skip_bias)
+        res.weight.copy_(block.res)
+        res.bias.copy_(block.res_bias)
     reference.head1.load_state_dict(wavenet.head[1].state_dict())
     reference.head2.load_state_dict(wavenet.head[3].state_dict())
     if reference.normalize_encoder:
