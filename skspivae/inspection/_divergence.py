@@ -12,12 +12,12 @@ MLP ``t`` with Adam to maximise the minibatch version of this bound;
 
 import math
 import numbers
-from contextlib import contextmanager
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, clone
+from sklearn.base import BaseEstimator, _fit_context, clone
 from sklearn.utils import check_array, check_random_state
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 __all__ = ["DVDivergence", "mutual_information"]
@@ -31,21 +31,6 @@ def _critic(n_features, hidden_layer_sizes):
         width = size
     layers += [torch.nn.Linear(width, 1), torch.nn.Flatten(0)]
     return torch.nn.Sequential(*layers)
-
-
-@contextmanager
-def _single_thread():
-    """Run torch on one CPU thread, restoring the setting afterwards.
-
-    The critic is tiny: on a shared CPU, torch's intra-op threads only contend
-    (measured 5-10 times slower with two threads on a busy two-core machine).
-    """
-    n_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n_threads)
 
 
 def _dv_bound(t_p, t_q):
@@ -90,8 +75,9 @@ class DVDivergence(BaseEstimator):
         Seeds the initialization of ``t`` and the minibatches (through a
         :class:`torch.Generator`; torch's global seed is left untouched).
     device : str or torch.device, default="cpu"
-        Device of the network. On the CPU, ``fit`` runs torch on one thread
-        (the critic is tiny) and restores torch's thread setting afterwards.
+        Device of the network. The critic is tiny: on a CPU shared with other
+        work, one torch thread (``torch.set_num_threads(1)``, your choice to
+        make) is often faster than several.
     verbose : bool, default=False
         Print the estimate after each epoch.
 
@@ -155,22 +141,27 @@ class DVDivergence(BaseEstimator):
         self.device = device
         self.verbose = verbose
 
-    def _validate_params(self):
+    _parameter_constraints = {
+        "hidden_layer_sizes": [Interval(numbers.Integral, 1, None, closed="left"),
+                               "array-like"],
+        "lr": [Interval(numbers.Real, 0, None, closed="neither")],
+        "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "standardize": ["boolean"],
+        "random_state": ["random_state"],
+        "device": [str, torch.device],
+        "verbose": ["verbose"],
+    }
+
+    def _hidden_sizes(self):
         sizes = self.hidden_layer_sizes
-        if isinstance(sizes, numbers.Integral):
-            sizes = (sizes,)
-        sizes = tuple(sizes)
-        if not all(isinstance(s, numbers.Integral) and s > 0 for s in sizes):
+        sizes = (sizes,) if isinstance(sizes, numbers.Integral) else tuple(sizes)
+        if not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0
+                   for s in sizes):
             raise ValueError(
                 "`hidden_layer_sizes` must be positive integers; got "
                 f"{self.hidden_layer_sizes!r}."
             )
-        if not (isinstance(self.lr, numbers.Real) and self.lr > 0):
-            raise ValueError(f"`lr` must be a positive float; got {self.lr!r}.")
-        for name in ("max_epochs", "batch_size"):
-            value = getattr(self, name)
-            if not (isinstance(value, numbers.Integral) and value > 0):
-                raise ValueError(f"`{name}` must be a positive integer; got {value!r}.")
         return sizes
 
     def _transform(self, Z):
@@ -178,6 +169,7 @@ class DVDivergence(BaseEstimator):
         Z = (Z - self.mean_) / self.scale_
         return torch.as_tensor(Z, dtype=torch.float32, device=self.device)
 
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, Z, Z_ref):
         """Train ``t`` on samples ``Z ~ P`` and ``Z_ref ~ Q``.
 
@@ -193,11 +185,10 @@ class DVDivergence(BaseEstimator):
         self : DVDivergence
             Fitted estimator.
         """
-        with _single_thread():
-            return self._fit(Z, Z_ref)
+        return self._fit(Z, Z_ref)
 
     def _fit(self, Z, Z_ref):
-        sizes = self._validate_params()
+        sizes = self._hidden_sizes()
         Z, Z_ref = _as_samples(Z, "Z"), _as_samples(Z_ref, "Z_ref")
         if Z.shape[1] != Z_ref.shape[1]:
             raise ValueError(
