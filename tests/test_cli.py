@@ -223,3 +223,16 @@ def test_python_m_help():
     assert result.returncode == 0, result.stderr
     for command in ("simulate", "fit", "transform", "sample", "inspect", "demo"):
         assert command in result.stdout
+
+
+def test_outputs_get_the_mode_a_plain_open_gives(tmp_path):
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"")
+    data = tmp_path / "fbm.npz"
+    assert main(["simulate", "-o", str(data), "-n", "8", "-T", "30", "--alpha", "1",
+                 "-D", "1e-2"]) == 0
+    assert os.stat(data).st_mode == os.stat(plain).st_mode
+    model = tmp_path / "m.pt"
+    assert main(["fit", str(data), "-o", str(model)] + TINY) == 0
+    assert os.stat(model).st_mode == os.stat(plain).st_mode
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
