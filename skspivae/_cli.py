@@ -50,10 +50,9 @@ def _check_folder(path, overwrite):
 def _save_arrays(path, overwrite, **arrays):
     """Write ``arrays`` to ``.npz`` (compressed) or one array to ``.npy``, atomically.
 
-    ``path`` is checked again here so that no caller can replace a file
-    without ``overwrite``.
+    ``atomic_write`` checks ``path`` again, so that no caller can replace a
+    file without ``overwrite``.
     """
-    _check_output(path, overwrite)
     if not path.endswith((".npz", ".npy")):
         raise ValueError(f"{path}: the output must end in .npz or .npy.")
 

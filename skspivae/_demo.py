@@ -81,11 +81,10 @@ def _readouts(est, X_test, y_test):
     targets = {"alpha": ("alpha", lambda y: y[:, 0]),
                "log10 D": ("log10 D", lambda y: np.log10(y[:, 1]))}
     mu = est.transform(X_test)
-    rows = {"latent means, linear": {
-        name: latent_readout(mu, y_test, target=target, test_size=0.5, random_state=0)
-        for name, target in targets.items()}}
-    rows["latent means, linear"] = {k: (v.r2, v.mae)
-                                    for k, v in rows["latent means, linear"].items()}
+    rows = {"latent means, linear": {}}
+    for name, target in targets.items():
+        readout = latent_readout(mu, y_test, target=target, test_size=0.5, random_state=0)
+        rows["latent means, linear"][name] = (readout.r2, readout.mae)
     # The baselines on the same half the readouts are scored on.
     _, X_half, _, y_half = train_test_split(X_test, y_test, test_size=0.5, random_state=0)
     lags, tamsd = time_averaged_msd(X_half, lags=np.arange(1, 11))

@@ -424,7 +424,7 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                                         stages[0].beta_at(0), rng)
             self.module_ = module
             self._config = config
-            self._optimizer = _training.make_optimizer(module.parameters(), self.lr)
+            self._set_optimizer()
             self.history_ = []
         status, early = self._train(train, valid, stages, generator, progress)
         if status == "completed" and early is not None:
@@ -493,27 +493,26 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         for name in ("kl_divergence_", "active_components_"):
             self.__dict__.pop(name, None)
         n_records = len(self.history_)
+        interrupt = None
         try:
             status = trainer.run(train, valid, stages, self.history_)
-        except KeyboardInterrupt:
-            # The loop put back the weights of the last finished epoch.
-            progress["epochs"] = len(self.history_) - n_records
-            if progress["epochs"]:
-                self._set_fitted_summaries(valid if valid.shape[0] else train,
-                                           self._final_kl(trainer, valid.shape[0],
-                                                          n_records))
-            raise
+        except KeyboardInterrupt as exc:  # the loop put back the last epoch's weights
+            status, interrupt = None, exc
         progress["epochs"] = len(self.history_) - n_records
-        self._set_fitted_summaries(valid if valid.shape[0] else train,
-                                   self._final_kl(trainer, valid.shape[0], n_records))
+        if interrupt is None or progress["epochs"]:
+            self._set_fitted_summaries(valid if valid.shape[0] else train,
+                                       self._final_kl(trainer, valid.shape[0], n_records))
+        if interrupt is not None:
+            raise interrupt
         return status, early
 
     def _snapshot(self):
-        """What ``fit`` puts back when it fails: the attributes, with copies of
-        what training changes in place (the weights, the optimiser, the
-        history)."""
+        """What ``fit`` puts back when it fails: the attributes, and for a warm
+        start copies of what training changes in place (the weights, the
+        optimiser, the history); a cold fit builds new ones and leaves the old
+        ones as they are."""
         saved = dict(self.__dict__)
-        if "module_" in saved:
+        if self.warm_start and "module_" in saved:
             saved["module_"] = copy.deepcopy(self.module_)
             saved["_optimizer_state"] = copy.deepcopy(self._optimizer.state_dict())
             saved["history_"] = list(self.history_)
@@ -526,8 +525,13 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.__dict__.clear()
         self.__dict__.update(saved)
         if optimizer_state is not None:
-            self._optimizer = _training.make_optimizer(self.module_.parameters(), self.lr)
-            self._optimizer.load_state_dict(optimizer_state)
+            self._set_optimizer(optimizer_state)
+
+    def _set_optimizer(self, state=None):
+        """A fresh Adam for ``module_``, with ``state`` (a state dict) if given."""
+        self._optimizer = _training.make_optimizer(self.module_.parameters(), self.lr)
+        if state is not None:
+            self._optimizer.load_state_dict(state)
 
     def _restarts(self, module, config, train, valid, beta, rng):
         """Short fits from ``n_init`` starts; returns the best trained module.
@@ -987,9 +991,7 @@ default=None
                                  + (f" ({self.input_type})." if name == "n_timesteps"
                                     else "."))
         device = self._device
-        rng = check_random_state(random_state)
-        generator = torch.Generator(device=device)
-        generator.manual_seed(int(rng.randint(np.iinfo(np.int32).max)))
+        generator = _generator(check_random_state(random_state), device)
         if z is None:
             latent = torch.randn((n_samples, self.n_components), generator=generator,
                                  device=device)
@@ -1057,9 +1059,7 @@ default=None
         if "module_" in state:
             device = _resolve_device(self.device, strict=False)
             self.module_.to(device)
-            self._optimizer = _training.make_optimizer(self.module_.parameters(), self.lr)
-            if opt_state is not None:
-                self._optimizer.load_state_dict(opt_state)
+            self._set_optimizer(opt_state)
 
     def save(self, path, *, overwrite=False):
         """Write the fitted model (weights, parameters, history) to ``path``.
@@ -1091,7 +1091,7 @@ default=None
         """
         check_is_fitted(self)
         path = os.fspath(path)
-        if os.path.exists(path) and not overwrite:
+        if os.path.exists(path) and not overwrite:  # before any work or warning
             raise FileExistsError(f"{path} exists; pass overwrite=True to replace it.")
         params = self.get_params(deep=False)
         if params["callbacks"] is not None:
@@ -1164,7 +1164,7 @@ default=None
         module.load_state_dict(payload["state_dict"])
         est.module_ = module.to(_resolve_device(est.device, strict=False))
         est._config = config
-        est._optimizer = _training.make_optimizer(est.module_.parameters(), est.lr)
+        est._set_optimizer()
         fitted = payload["fitted"]
         est.history_ = fitted["history_"]
         est.n_features_in_ = fitted["n_features_in_"]

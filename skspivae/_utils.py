@@ -109,3 +109,34 @@ def format_table(header, rows, align=None):
                  for c, w, a in zip(row, widths, align, strict=True)]
         lines.append("  ".join(parts).rstrip())
     return "\n".join(lines)
+
+
+def check_real_array(value, name):
+    """Return ``value`` as a float64 array of ndim <= 1 with finite entries."""
+    array = np.asarray(value)
+    if array.dtype.kind not in "iuf":
+        raise TypeError(
+            f"{name} must be a real number or a 1-D array of real numbers, "
+            f"got dtype {array.dtype}."
+        )
+    if array.ndim > 1:
+        raise ValueError(f"{name} must be a scalar or 1-D, got shape {array.shape}.")
+    array = array.astype(np.float64)
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} must be finite.")
+    return array
+
+
+def check_alpha_D(alpha, D):
+    """alpha in (0, 2) and positive D, each a scalar or a non-empty 1-D
+    array of finite reals, as float64 arrays; errors name the argument."""
+    alpha = check_real_array(alpha, "alpha")
+    D = check_real_array(D, "D")
+    for name, values in (("alpha", alpha), ("D", D)):
+        if values.size == 0:
+            raise ValueError(f"{name} must hold at least one value, got none.")
+    if np.any((alpha <= 0) | (alpha >= 2)):
+        raise ValueError("alpha must lie in the open interval (0, 2).")
+    if np.any(D <= 0):
+        raise ValueError("D must be positive.")
+    return alpha, D

@@ -161,9 +161,9 @@ class ProgressBar(Callback):
 
     def on_epoch_end(self, estimator, record):
         e = record["epoch"] - self._first + 1
-        self._bar.set_description(f"epoch {min(e + 1, self._n_epochs)}/{self._n_epochs}"
-                                  if e < self._n_epochs else
-                                  f"epoch {e}/{self._n_epochs}", refresh=False)
+        # The next epoch's number, or the last one's once all are done.
+        self._bar.set_description(f"epoch {min(e + 1, self._n_epochs)}/{self._n_epochs}",
+                                  refresh=False)
         self._bar.set_postfix(train_loss=f"{record['train_loss']:.4f}",
                               valid_loss=f"{record['valid_loss']:.4f}")
 

@@ -27,8 +27,7 @@ def test_short_trajectories_are_accepted_and_scored_where_data_is(X, decoder,
     est = SPIVAE(**{**TINY, "decoder": decoder, "layer_size": 2}).fit(X[:, :n_timesteps])
     assert est.min_timesteps_ == 2
     assert est.transform(X[:4, :n_timesteps]).shape == (4, 2)
-    # Each trajectory is scored on its own displacements only: the score
-    # of a trajectory does not depend on how much zero padding precedes it.
+    # Scored on its own displacements (the padding is not scored): finite.
     assert np.isfinite(est.score_samples(X[:4, :n_timesteps])).all()
     with pytest.raises(ValueError, match="at least 2"):
         est.transform(X[:4, :1])

@@ -18,6 +18,9 @@ import numpy as np
 import torch
 from scipy import fft
 
+from .._utils import check_alpha_D as _check_alpha_D
+from .._utils import check_real_array as _check_real_array
+
 __all__ = [
     "fgn_autocovariance",
     "make_fbm",
@@ -47,35 +50,6 @@ def _check_choice(value, name, options):
     if not isinstance(value, str) or value not in options:
         raise ValueError(f"{name} must be one of {options}, got {value!r}.")
     return value
-
-
-def _check_real_array(value, name):
-    """Return ``value`` as a float64 array of ndim <= 1 with finite entries."""
-    array = np.asarray(value)
-    if array.dtype.kind not in "iuf":
-        raise TypeError(
-            f"{name} must be a real number or a 1-D array of real numbers, "
-            f"got dtype {array.dtype}."
-        )
-    if array.ndim > 1:
-        raise ValueError(f"{name} must be a scalar or 1-D, got shape {array.shape}.")
-    array = array.astype(np.float64)
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} must be finite.")
-    return array
-
-
-def _check_alpha_D(alpha, D):
-    alpha = _check_real_array(alpha, "alpha")
-    D = _check_real_array(D, "D")
-    for name, values in (("alpha", alpha), ("D", D)):
-        if values.size == 0:
-            raise ValueError(f"{name} must hold at least one value, got none.")
-    if np.any((alpha <= 0) | (alpha >= 2)):
-        raise ValueError("alpha must lie in the open interval (0, 2).")
-    if np.any(D <= 0):
-        raise ValueError("D must be positive.")
-    return alpha, D
 
 
 def _check_generator(random_state):

@@ -12,6 +12,7 @@ import numpy as np
 from scipy import linalg
 from sklearn.utils.validation import check_array
 
+from .._utils import check_alpha_D
 from ..datasets import fgn_autocovariance
 
 __all__ = ["fbm_log_likelihood", "fbm_mle", "sbm_log_likelihood", "sbm_mle"]
@@ -26,18 +27,8 @@ def _increments(X):
 
 def _parameters(alpha, D, n_samples):
     """alpha and D as float64 arrays of shape (n_samples,), checked."""
-    out = []
-    for name, value in (("alpha", alpha), ("D", D)):
-        value = np.broadcast_to(np.asarray(value, dtype=np.float64), (n_samples,))
-        if not np.all(np.isfinite(value)):
-            raise ValueError(f"{name} must be finite.")
-        out.append(value)
-    alpha, D = out
-    if np.any((alpha <= 0) | (alpha >= 2)):
-        raise ValueError("alpha must lie in the open interval (0, 2).")
-    if np.any(D <= 0):
-        raise ValueError("D must be positive.")
-    return alpha, D
+    alpha, D = check_alpha_D(alpha, D)
+    return (np.broadcast_to(alpha, (n_samples,)), np.broadcast_to(D, (n_samples,)))
 
 
 def fbm_log_likelihood(X, alpha, D):
