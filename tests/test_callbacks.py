@@ -241,6 +241,11 @@ def test_live_plot_redraws_in_a_kernel(X, monkeypatch):
                                               version_info=(9, 0)))
     monkeypatch.setitem(sys.modules, "IPython.display",
                         types.SimpleNamespace(display=display))
+    # matplotlib < 3.8 looks up IPython.core.pylabtools when it makes a canvas.
+    pylabtools = types.SimpleNamespace()
+    monkeypatch.setitem(sys.modules, "IPython.core",
+                        types.SimpleNamespace(pylabtools=pylabtools))
+    monkeypatch.setitem(sys.modules, "IPython.core.pylabtools", pylabtools)
     plot = LivePlot(every=2)
     SPIVAE(max_epochs=3, callbacks=[plot], **TINY).fit(X)
     assert plot.active_ is True
