@@ -1,6 +1,8 @@
 """The torch modules: reference size, same function as the plain transcription,
 causality and the receptive field."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -16,31 +18,20 @@ def test_default_parameter_count_and_receptive_field():
     assert WaveNet(layer_size=6).receptive_field == 2 + 2 * 63
 
 
-def _reference_grads(reference, module):
-    """The reference's gradients, arranged like ``module``'s parameters."""
-    ref = dict(reference.named_parameters())
-    grads = {}
-    for name, _ in module.named_parameters():
-        if name == "wavenet.cond.weight":
-            grads[name] = torch.cat([c.weight.grad for c in reference.cond])
-        elif name.startswith("wavenet.skip_res."):
-            i, kind = name.split(".")[2:]
-            skip, res = (getattr(layer[int(i)], kind)
-                         for layer in (reference.skip, reference.res))
-            # The last block's residual is never read: no gradient.
-            res_grad = torch.zeros_like(res) if res.grad is None else res.grad
-            grads[name] = torch.cat([skip.grad, res_grad])
-        else:
-            renamed = (name.replace("encoder.convs", "encoder_convs")
-                       .replace("encoder.dense", "encoder_dense")
-                       .replace("decoder.dense", "decoder_dense")
-                       .replace("decoder.convs", "decoder_convs")
-                       .replace("wavenet.head.1", "head1")
-                       .replace("wavenet.head.3", "head2")
-                       .replace("encoder.scale", "encoder_scale")
-                       .replace("wavenet.", ""))
-            grads[name] = ref[renamed].grad
-    return grads
+def _gradients_in_reference_layout(module, config):
+    """``module``'s gradients, laid out like a reference's parameters.
+
+    :func:`copy_weights` (through :meth:`WaveNet.blocks`, the one owner of the
+    stacked layout) moves a module's tensors into the reference's layout; it
+    is linear, so applied to a copy holding the gradients it moves those.
+    """
+    grads = copy.deepcopy(module)
+    with torch.no_grad():
+        for p, g in zip(module.parameters(), grads.parameters()):
+            g.copy_(torch.zeros_like(p) if p.grad is None else p.grad)
+    image = ReferenceSPIVAE(**config).to(next(module.parameters()).device)
+    copy_weights(grads, image)
+    return dict(image.named_parameters())
 
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -84,9 +75,13 @@ def test_same_function_as_plain_transcription(config, device):
     k = module.n_mixtures
     log_prob(fast.params, target, k).sum().backward()
     log_prob(reference(dx)[0], target, k).sum().backward()
-    expected = _reference_grads(reference, module)
-    for name, p in module.named_parameters():
-        torch.testing.assert_close(p.grad, expected[name], rtol=1e-3, atol=1e-5,
+    fast_grads = _gradients_in_reference_layout(module, CONFIGS[config])
+    assert (sum(p.numel() for p in module.parameters())
+            == sum(p.numel() for p in reference.parameters()))
+    for name, p in reference.named_parameters():
+        # The last block's residual is never read: no gradient.
+        expected = torch.zeros_like(p) if p.grad is None else p.grad
+        torch.testing.assert_close(fast_grads[name], expected, rtol=1e-3, atol=1e-5,
                                    msg=lambda m, name=name: f"{name}: {m}")
 
 
