@@ -19,12 +19,12 @@ from sklearn.base import (
 )
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from . import _lr_finder, _summary, _training
 from ._io import atomic_write
 from ._schedules import CURVES, SCHEDULES, Stage, make_stages
+from ._utils import POSITIVE_INT, Interval, StrOptions
 from .callbacks import EarlyStopping, EpochTable, ProgressBar
 from .nn import SPIVAEModule, generate
 
@@ -38,10 +38,6 @@ _ARCHITECTURE = ("n_components", "encoder_channels", "encoder_layers", "kernel_s
 # bare torch.save file of the paper's WaveNet model, without a checksum.
 _MAGIC = b"SKSPIVAE MODEL\n"
 _FORMAT_VERSION = 2
-
-
-def _positive_int():
-    return [Interval(Integral, 1, None, closed="left")]
 
 
 class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -258,36 +254,36 @@ class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """
 
     _parameter_constraints = {
-        "n_components": _positive_int(),
+        "n_components": [POSITIVE_INT],
         "decoder": [StrOptions({"gaussian", "wavenet"})],
-        "memory": _positive_int(),
+        "memory": [POSITIVE_INT],
         "encoder_scaling": [StrOptions({"auto", "trajectory", "global"})],
-        "encoder_channels": _positive_int(),
-        "encoder_layers": _positive_int(),
-        "kernel_size": _positive_int(),
-        "pool_size": _positive_int(),
+        "encoder_channels": [POSITIVE_INT],
+        "encoder_layers": [POSITIVE_INT],
+        "kernel_size": [POSITIVE_INT],
+        "pool_size": [POSITIVE_INT],
         "encoder_hidden": ["array-like"],
         "decoder_hidden": ["array-like"],
-        "residual_channels": _positive_int(),
-        "skip_channels": _positive_int(),
+        "residual_channels": [POSITIVE_INT],
+        "skip_channels": [POSITIVE_INT],
         "wavenet_kernel_size": [Interval(Integral, 2, None, closed="left")],
-        "layer_size": _positive_int(),
-        "stack_size": _positive_int(),
-        "n_mixtures": _positive_int(),
+        "layer_size": [POSITIVE_INT],
+        "stack_size": [POSITIVE_INT],
+        "n_mixtures": [POSITIVE_INT],
         "beta": [Interval(Real, 0, None, closed="left")],
         "beta_schedule": [StrOptions({"default", *CURVES, *SCHEDULES}), list, tuple],
         "beta_warmup_epochs": [Interval(Integral, 0, None, closed="left")],
         "beta_sharpness": [Interval(Real, 0, None, closed="neither")],
-        "max_epochs": _positive_int(),
-        "batch_size": _positive_int(),
+        "max_epochs": [POSITIVE_INT],
+        "batch_size": [POSITIVE_INT],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "lr_schedule": [StrOptions({"one_cycle", "constant"}), callable],
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
         "clip_grad_norm": [None, Interval(Real, 0, None, closed="neither")],
         "n_iter_no_change": [None, Interval(Integral, 0, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
-        "n_init": _positive_int(),
-        "init_epochs": _positive_int(),
+        "n_init": [POSITIVE_INT],
+        "init_epochs": [POSITIVE_INT],
         "init_fraction": [Interval(Real, 0, 1, closed="right")],
         "kl_threshold": [Interval(Real, 0, None, closed="left")],
         "input_type": [StrOptions({"positions", "increments"})],

@@ -1,10 +1,41 @@
 """Helpers shared by the public modules: input checks that name the argument,
-plain-text tables, rank correlation. Private: nothing here is public API."""
+plain-text tables, rank correlation. Private: nothing here is public API.
+
+One validation style runs through the package. The type and range of each
+argument are declared in scikit-learn's constraint language: as
+``_parameter_constraints`` on an estimator (checked in ``fit``), and with
+:func:`validate_params` on a public function (checked at the call); either
+way a bad value raises ``InvalidParameterError``, a ``ValueError`` and a
+``TypeError``, whose message names the argument and what it accepts. The
+contents of arrays (shape, finiteness, consistent lengths) are then checked by
+the ``check_*`` helpers below, whose errors name the argument too.
+"""
+
+from numbers import Integral, Real
 
 import numpy as np
 from scipy import stats
 from sklearn.utils import check_array
+from sklearn.utils._param_validation import (  # noqa: F401 (re-exported)
+    HasMethods,
+    Interval,
+    RealNotInt,
+    StrOptions,
+    validate_params,
+)
 from sklearn.utils.validation import check_is_fitted
+
+POSITIVE_INT = Interval(Integral, 1, None, closed="left")
+NON_NEGATIVE = Interval(Real, 0, None, closed="left")
+# numpy's seeds: what numpy.random.default_rng and SeedSequence accept.
+SEED = [None, Interval(Integral, 0, None, closed="left")]
+
+
+def validate(constraints):
+    """:func:`validate_params` for the package's public functions: the
+    estimators and functions called inside still check their own parameters
+    (a user's regressor in ``latent_readout``, say)."""
+    return validate_params(constraints, prefer_skip_nested_validation=False)
 
 
 def check_2d(a, name, *, n_samples=None, n_columns=None):

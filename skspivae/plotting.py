@@ -12,12 +12,27 @@ results of :mod:`skspivae.inspection`.
 - Loss and trajectories: :func:`plot_loss_per_alpha`, :func:`plot_msd`.
 """
 
+from numbers import Integral, Real
+
 import matplotlib
 import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.colors import Colormap
 from sklearn.utils.validation import check_is_fitted
 
 from ._lr_finder import plot_lr_finder
-from ._utils import check_1d, check_2d, check_neurons, check_y, feature_names, spearman
+from ._utils import (
+    NON_NEGATIVE,
+    POSITIVE_INT,
+    Interval,
+    check_1d,
+    check_2d,
+    check_neurons,
+    check_y,
+    feature_names,
+    spearman,
+    validate,
+)
 from .inspection import (
     NeuronSummary,
     ParameterGroups,
@@ -42,6 +57,14 @@ __all__ = [
 # --------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------
+# Constraints shared by the plotting functions; what an input holds (a history,
+# a latent, a summary) is checked by the helpers below.
+_AX = [None, Axes]
+_AXES = [None, Axes, "array-like"]
+_X = [None, "array-like"]
+_ANY = "no_validation"
+
+
 def _pyplot():
     import matplotlib.pyplot as plt
 
@@ -137,6 +160,7 @@ def _edges(centers, log=False):
 # --------------------------------------------------------------------------
 # Training
 # --------------------------------------------------------------------------
+@validate({"history": _ANY, "ax": _AX})
 def plot_history(history, *, ax=None):
     """Training and validation loss per epoch, with beta on a twin axis.
 
@@ -191,6 +215,12 @@ def plot_history(history, *, ax=None):
     return ax
 
 
+@validate({
+    "history": _ANY,
+    "ax": _AX,
+    "kl_threshold": [None, NON_NEGATIVE],
+    "names": [None, "array-like"],
+})
 def plot_kl_per_component(history, *, ax=None, kl_threshold=None, names=None):
     """KL divergence of each latent neuron per epoch, on a log scale.
 
@@ -256,6 +286,7 @@ def plot_kl_per_component(history, *, ax=None, kl_threshold=None, names=None):
 # --------------------------------------------------------------------------
 # Neurons
 # --------------------------------------------------------------------------
+@validate({"latent": _ANY, "X": _X, "axes": _AXES, "bins": [POSITIVE_INT]})
 def plot_latent_distributions(latent, *, X=None, axes=None, bins=50):
     """Histograms of the latent means mu and variances sigma^2 of each neuron.
 
@@ -304,6 +335,7 @@ def plot_latent_distributions(latent, *, X=None, axes=None, bins=50):
     return np.array([ax_mu, ax_var], dtype=object)
 
 
+@validate({"summary": _ANY, "X": _X, "axes": _AXES})
 def plot_neuron_summary(summary, *, X=None, axes=None):
     """Var(mu) and Mean(log sigma^2) per neuron, active neurons highlighted.
 
@@ -359,6 +391,16 @@ def plot_neuron_summary(summary, *, X=None, axes=None):
 # --------------------------------------------------------------------------
 # Latent versus parameters
 # --------------------------------------------------------------------------
+@validate({
+    "latent": _ANY,
+    "y": ["array-like"],
+    "X": _X,
+    "neurons": [None, "array-like"],
+    "n_timesteps": [None, Interval(Integral, 2, None, closed="left")],
+    "quantities": [None, str, list, tuple, dict],
+    "axes": _AXES,
+    "bins": [POSITIVE_INT],
+})
 def plot_latent_vs_parameters(
     latent,
     y,
@@ -442,6 +484,14 @@ def plot_latent_vs_parameters(
     return axes
 
 
+@validate({
+    "latent": _ANY,
+    "y": ["array-like"],
+    "X": _X,
+    "neurons": [None, "array-like"],
+    "axes": _AXES,
+    "cmap": [str, Colormap],
+})
 def plot_latent_surface(latent, y, *, X=None, neurons=None, axes=None, cmap="RdBu_r"):
     """Mean of each neuron over the (alpha, D) grid, as an image.
 
@@ -506,6 +556,13 @@ def plot_latent_surface(latent, y, *, X=None, neurons=None, axes=None, cmap="RdB
 # --------------------------------------------------------------------------
 # Loss and trajectories
 # --------------------------------------------------------------------------
+@validate({
+    "loss": _ANY,
+    "y": [None, "array-like"],
+    "X": _X,
+    "ax": _AX,
+    "show_std": ["boolean"],
+})
 def plot_loss_per_alpha(loss, y=None, *, X=None, ax=None, show_std=True):
     """Mean loss against alpha, one line per diffusion coefficient D.
 
@@ -574,6 +631,15 @@ def plot_loss_per_alpha(loss, y=None, *, X=None, ax=None, show_std=True):
     return ax
 
 
+@validate({
+    "X": ["array-like"],
+    "alpha": [None, Real],
+    "D": [None, Real],
+    "lags": [None, "array-like"],
+    "ax": _AX,
+    "label": [None, str],
+    "color": _ANY,
+})
 def plot_msd(X, *, alpha=None, D=None, lags=None, ax=None, label="ensemble", color=None):
     """Ensemble mean squared displacement of trajectories against theory, log-log.
 

@@ -83,3 +83,35 @@ def test_failed_simulator_fit_keeps_what_transform_accepts():
             sim.fit(bad)
         assert sim.n_features_in_ == 2
     assert sim.transform(np.array([[1.0, 1.0]])).shape == (1, 10)
+
+
+def _bad_arguments():
+    """One call per public function with one argument of the wrong kind."""
+    from skspivae import inspection, plotting
+    from skspivae.datasets import fgn_autocovariance, make_sbm, simulate_fbm
+
+    X, y = np.zeros((4, 5)), np.tile([[1.0, 1e-3]], (4, 1))
+    return [
+        (simulate_fbm, (0.5, 1e-3), {"n_timesteps": 1.5}, "n_timesteps"),
+        (make_sbm, (10,), {"design": "random"}, "design"),
+        (fgn_autocovariance, (0.5, 1e-3, 0), {}, "n_lags"),
+        (inspection.generated_msd, (SPIVAE(),), {"process": "ctrw"}, "process"),
+        (inspection.neuron_summary_from_moments, (X, X), {"kl_threshold": -1}, "kl_threshold"),
+        (inspection.latent_readout, (X, y), {"test_size": 1.5}, "test_size"),
+        (inspection.latent_parameter_relations, (X, y), {"n_neighbors": 0}, "n_neighbors"),
+        (inspection.group_by_parameters, (X[:, 0], y), {"name": 3}, "name"),
+        (inspection.fbm_mle, (X,), {"alpha_grid": "fine"}, "alpha_grid"),
+        (inspection.ensemble_msd, (X,), {"lags": 3}, "lags"),
+        (inspection.mutual_information, (X, X), {"estimator": SPIVAE()}, "estimator"),
+        (plotting.plot_latent_distributions, (X,), {"bins": 0}, "bins"),
+        (plotting.plot_msd, (X,), {"ax": "left"}, "ax"),
+    ]
+
+
+@pytest.mark.parametrize("func, args, kwargs, name", _bad_arguments(),
+                         ids=lambda v: getattr(v, "__name__", None))
+def test_public_functions_name_the_bad_argument(func, args, kwargs, name):
+    # One style for every public function, as for the estimators'
+    # _parameter_constraints: a ValueError (and TypeError) naming the argument.
+    with pytest.raises(ValueError, match=f"The '{name}' parameter of {func.__name__}"):
+        func(*args, **kwargs)

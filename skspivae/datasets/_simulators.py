@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from scipy import fft
 
+from .._utils import POSITIVE_INT, SEED, Interval, StrOptions, validate
 from .._utils import check_alpha_D as _check_alpha_D
 from .._utils import check_real_array as _check_real_array
 
@@ -38,30 +39,31 @@ DEFAULT_CHUNK_SIZE = 1024  # measured fastest of 64..4096 at T = 400
 # Validation ------------------------------------------------------------------
 
 
-def _check_int(value, name, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}.")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}.")
-    return int(value)
-
-
-def _check_choice(value, name, options):
-    if not isinstance(value, str) or value not in options:
-        raise ValueError(f"{name} must be one of {options}, got {value!r}.")
-    return value
-
-
-def _check_generator(random_state):
-    """Turn None, an int or a Generator into a :class:`numpy.random.Generator`."""
-    if isinstance(random_state, np.random.Generator):
-        return random_state
-    if random_state is None or isinstance(random_state, numbers.Integral):
-        return np.random.default_rng(random_state)
-    raise TypeError(
-        "random_state must be None, an int or a numpy.random.Generator, "
-        f"got {type(random_state).__name__}."
-    )
+_PARAMETER = [numbers.Real, "array-like"]
+_N_TIMESTEPS = [Interval(numbers.Integral, 2, None, closed="left")]
+_OUTPUT = [StrOptions(set(_OUTPUTS))]
+_RANDOM_STATE = [*SEED, np.random.Generator]
+_SIMULATE = {
+    "alpha": _PARAMETER,
+    "D": _PARAMETER,
+    "n_timesteps": _N_TIMESTEPS,
+    "n_samples": [None, POSITIVE_INT],
+    "output": _OUTPUT,
+    "random_state": _RANDOM_STATE,
+    "chunk_size": [POSITIVE_INT],
+    "out": [None, np.ndarray],
+    "dtype": "no_validation",  # see _check_dtype
+}
+_MAKE = {
+    "n_samples": [POSITIVE_INT],
+    "n_timesteps": _N_TIMESTEPS,
+    "alpha": [None, *_PARAMETER],
+    "D": [None, *_PARAMETER],
+    "design": [StrOptions(set(_DESIGNS))],
+    "shuffle": ["boolean"],
+    "output": _OUTPUT,
+    "random_state": _RANDOM_STATE,
+}
 
 
 def _check_dtype(dtype, out):
@@ -92,6 +94,7 @@ def _powers(alpha, n):
     return np.power(np.arange(n + 1.0), alpha)  # exact at alpha = 1
 
 
+@validate({"alpha": _PARAMETER, "D": _PARAMETER, "n_lags": [POSITIVE_INT]})
 def fgn_autocovariance(alpha, D, n_lags):
     """Autocovariance of fractional Gaussian noise, the increments of fBM.
 
@@ -121,7 +124,6 @@ def fgn_autocovariance(alpha, D, n_lags):
     (2, 4)
     """
     alpha, D = _check_alpha_D(alpha, D)
-    n_lags = _check_int(n_lags, "n_lags", 1)
     alpha, D = np.broadcast_arrays(alpha, D)
     p = _powers(alpha, n_lags)  # k^alpha, k = 0..n_lags
     previous = np.concatenate([p[..., 1:2], p[..., : n_lags - 1]], axis=-1)
@@ -288,12 +290,9 @@ def _simulate(
 ):
     """Validate, allocate, then fill the output one chunk of rows at a time."""
     alpha, D = _check_alpha_D(alpha, D)
-    n_timesteps = _check_int(n_timesteps, "n_timesteps", 2)
-    _check_choice(output, "output", _OUTPUTS)
-    chunk_size = _check_int(chunk_size, "chunk_size", 1)
     lengths = {a.size for a in (alpha, D) if a.ndim == 1}
     if n_samples is not None:
-        lengths.add(_check_int(n_samples, "n_samples", 1))
+        lengths.add(n_samples)
     if len(lengths) > 1:
         raise ValueError(
             f"alpha, D and n_samples give inconsistent numbers of samples {lengths}."
@@ -301,9 +300,7 @@ def _simulate(
     n_samples = lengths.pop() if lengths else 1
     if n_samples == 0:
         raise ValueError("alpha and D must hold at least one value.")
-    rng = _check_generator(random_state)
-    if out is not None and not isinstance(out, np.ndarray):
-        raise TypeError(f"out must be a numpy array, got {type(out).__name__}.")
+    rng = np.random.default_rng(random_state)
     dtype = _check_dtype(dtype, out)
 
     n_increments = n_timesteps - 1
@@ -355,6 +352,7 @@ _SIMULATE_PARAMETERS = """\
 """
 
 
+@validate(_SIMULATE)
 def simulate_fbm(
     alpha,
     D,
@@ -407,6 +405,7 @@ simulate_fbm.__doc__ = f"""Simulate fractional Brownian motion exactly.
     """
 
 
+@validate(_SIMULATE)
 def simulate_sbm(
     alpha,
     D,
@@ -492,11 +491,7 @@ def _design_parameters(n_samples, alpha, D, design, rng):
 
 
 def _make(simulate, n_samples, n_timesteps, alpha, D, design, shuffle, output, rng):
-    n_samples = _check_int(n_samples, "n_samples", 1)
-    _check_choice(design, "design", _DESIGNS)
-    if not isinstance(shuffle, bool | np.bool_):
-        raise TypeError(f"shuffle must be a bool, got {type(shuffle).__name__}.")
-    rng = _check_generator(rng)
+    rng = np.random.default_rng(rng)
     y = _design_parameters(n_samples, alpha, D, design, rng)
     if shuffle:
         y = y[rng.permutation(n_samples)]
@@ -541,6 +536,7 @@ _MAKE_PARAMETERS = """\
 """
 
 
+@validate(_MAKE)
 def make_fbm(
     n_samples,
     n_timesteps=400,
@@ -586,6 +582,7 @@ make_fbm.__doc__ = f"""Make a labelled data set of fBM trajectories.
     """
 
 
+@validate(_MAKE)
 def make_sbm(
     n_samples,
     n_timesteps=400,

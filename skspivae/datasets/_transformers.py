@@ -9,9 +9,9 @@ from sklearn.base import (
     TransformerMixin,
     _fit_context,
 )
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from .._utils import Interval, StrOptions
 from ._simulators import simulate_fbm, simulate_sbm
 
 __all__ = ["FBMSimulator", "Increments", "SBMSimulator"]

@@ -17,8 +17,9 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, _fit_context, clone
 from sklearn.utils import check_array, check_random_state
-from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
+
+from .._utils import POSITIVE_INT, Interval, validate
 
 __all__ = ["DVDivergence", "mutual_information"]
 
@@ -142,11 +143,10 @@ class DVDivergence(BaseEstimator):
         self.verbose = verbose
 
     _parameter_constraints = {
-        "hidden_layer_sizes": [Interval(numbers.Integral, 1, None, closed="left"),
-                               "array-like"],
+        "hidden_layer_sizes": [POSITIVE_INT, "array-like"],
         "lr": [Interval(numbers.Real, 0, None, closed="neither")],
-        "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
-        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "max_epochs": [POSITIVE_INT],
+        "batch_size": [POSITIVE_INT],
         "standardize": ["boolean"],
         "random_state": ["random_state"],
         "device": [str, torch.device],
@@ -278,6 +278,12 @@ class DVDivergence(BaseEstimator):
         return self._bound(self._transform(Z), self._transform(Z_ref))
 
 
+@validate({
+    "a": ["array-like"],
+    "b": ["array-like"],
+    "estimator": [None, DVDivergence],
+    "random_state": ["random_state"],
+})
 def mutual_information(a, b, *, estimator=None, random_state=None):
     """Mutual information ``I(a; b)`` in nats by neural Donsker-Varadhan estimation.
 
@@ -322,8 +328,6 @@ def mutual_information(a, b, *, estimator=None, random_state=None):
         )
     if estimator is None:
         estimator = DVDivergence()
-    if not isinstance(estimator, DVDivergence):
-        raise TypeError(f"`estimator` must be a DVDivergence; got {type(estimator).__name__}.")
     rng = check_random_state(random_state)
     estimator = clone(estimator)
     if estimator.random_state is None:

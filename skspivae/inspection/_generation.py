@@ -6,6 +6,9 @@ from numbers import Integral
 
 import numpy as np
 
+from .._utils import POSITIVE_INT, SEED, HasMethods, Interval, StrOptions, validate
+from .._utils import check_alpha_D as _check_alpha_D
+from .._utils import check_estimator as _check_estimator
 from ._trajectories import ensemble_msd, fit_anomalous_exponent
 
 __all__ = ["GeneratedMSD", "generated_msd"]
@@ -67,6 +70,16 @@ class GeneratedMSD:
         return "\n".join(lines)
 
 
+@validate({
+    "estimator": [HasMethods(["transform", "sample"])],
+    "process": [StrOptions({"fbm", "sbm"})],
+    "alpha": ["array-like"],
+    "D": ["array-like"],
+    "n_timesteps": [None, Interval(Integral, 2, None, closed="left")],
+    "n_encode": [POSITIVE_INT],
+    "n_samples": [POSITIVE_INT],
+    "random_state": SEED,
+})
 def generated_msd(estimator, *, process="fbm", alpha=(0.4, 1.0, 1.6), D=(1e-4, 1e-2),
                   n_timesteps=None, n_encode=200, n_samples=500, random_state=None):
     """Generate from the mean latent of simulated trajectories; fit their MSD.
@@ -110,18 +123,8 @@ def generated_msd(estimator, *, process="fbm", alpha=(0.4, 1.0, 1.6), D=(1e-4, 1
     """
     from ..datasets import make_fbm, make_sbm
 
-    if process not in ("fbm", "sbm"):
-        raise ValueError(f"process must be 'fbm' or 'sbm'; got {process!r}.")
-    for name, value in (("n_encode", n_encode), ("n_samples", n_samples)):
-        if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1; got {value!r}.")
-    if random_state is not None and (isinstance(random_state, bool)
-                                     or not isinstance(random_state, Integral)):
-        raise TypeError(f"random_state must be an int or None; got {random_state!r}.")
-    alphas = np.asarray(alpha, dtype=np.float64).ravel()
-    Ds = np.asarray(D, dtype=np.float64).ravel()
-    if alphas.size == 0 or Ds.size == 0:  # the simulators check the values
-        raise ValueError("alpha and D must be non-empty sequences of numbers.")
+    _check_estimator(estimator, "sample")
+    alphas, Ds = _check_alpha_D(np.ravel(alpha), np.ravel(D))
     n_timesteps = estimator.n_features_in_ if n_timesteps is None else n_timesteps
     make = make_fbm if process == "fbm" else make_sbm
     collapsed = np.setdiff1d(np.arange(estimator.n_components),

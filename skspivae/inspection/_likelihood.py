@@ -8,11 +8,13 @@ displacements under given parameters is exact, and the maximum-likelihood
 estimate of (alpha, D) is the best an estimator can do, asymptotically.
 """
 
+from numbers import Real
+
 import numpy as np
 from scipy import linalg
 from sklearn.utils.validation import check_array
 
-from .._utils import check_alpha_D
+from .._utils import check_alpha_D, validate
 from ..datasets import fgn_autocovariance
 
 __all__ = ["fbm_log_likelihood", "fbm_mle", "sbm_log_likelihood", "sbm_mle"]
@@ -31,6 +33,7 @@ def _parameters(alpha, D, n_samples):
     return (np.broadcast_to(alpha, (n_samples,)), np.broadcast_to(D, (n_samples,)))
 
 
+@validate({"X": ["array-like"], "alpha": [Real, "array-like"], "D": [Real, "array-like"]})
 def fbm_log_likelihood(X, alpha, D):
     """Exact log-likelihood of each trajectory's displacements under fBM.
 
@@ -81,6 +84,7 @@ def fbm_log_likelihood(X, alpha, D):
     return out
 
 
+@validate({"X": ["array-like"], "alpha": [Real, "array-like"], "D": [Real, "array-like"]})
 def sbm_log_likelihood(X, alpha, D):
     """Exact log-likelihood of each trajectory's displacements under SBM.
 
@@ -117,6 +121,7 @@ def sbm_log_likelihood(X, alpha, D):
             - _HALF_LOG_2PI).sum(axis=1)
 
 
+@validate({"X": ["array-like"], "alpha_grid": [None, "array-like"]})
 def fbm_mle(X, *, alpha_grid=None):
     """Maximum-likelihood estimate of fBM's alpha and D for each trajectory.
 
@@ -163,6 +168,7 @@ def fbm_mle(X, *, alpha_grid=None):
     return _refine(grid, profile, log_D)
 
 
+@validate({"X": ["array-like"], "alpha_grid": [None, "array-like"]})
 def sbm_mle(X, *, alpha_grid=None):
     """Maximum-likelihood estimate of SBM's alpha and D for each trajectory.
 

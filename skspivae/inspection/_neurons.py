@@ -16,6 +16,7 @@ Numbers only (plots live in :mod:`skspivae.plotting`):
 """
 
 from dataclasses import dataclass, field
+from numbers import Integral
 
 import numpy as np
 from sklearn.base import clone
@@ -24,6 +25,7 @@ from sklearn.linear_model import LinearRegression
 from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
 from sklearn.model_selection import train_test_split
 
+from .._utils import NON_NEGATIVE, HasMethods, Interval, RealNotInt, validate
 from .._utils import check_1d as _check_1d
 from .._utils import check_2d as _check_2d
 from .._utils import check_estimator as _check_estimator
@@ -51,6 +53,8 @@ __all__ = [
 ALPHA, LOG_D = "alpha", "log D"
 SBM_LATE, SBM_EARLY = "log(alpha D T^(alpha-1))", "log(alpha D T^(1-alpha))"
 _METRICS = ("spearman", "r2", "mutual_info")
+_N_TIMESTEPS = [None, Interval(Integral, 2, None, closed="left")]
+_QUANTITIES = [None, str, list, tuple, dict]
 
 
 # --------------------------------------------------------------------------
@@ -115,6 +119,12 @@ class NeuronSummary:
         return title + "\n" + _format_table(header, rows)
 
 
+@validate({
+    "mu": ["array-like"],
+    "logvar": ["array-like"],
+    "kl_threshold": [NON_NEGATIVE],
+    "feature_names": [None, "array-like"],
+})
 def neuron_summary_from_moments(mu, logvar, *, kl_threshold=0.1, feature_names=None):
     """Summarize each latent neuron from posterior means and log-variances.
 
@@ -156,7 +166,6 @@ def neuron_summary_from_moments(mu, logvar, *, kl_threshold=0.1, feature_names=N
         raise ValueError(
             f"`mu` and `logvar` must have the same shape; got {mu.shape} and {logvar.shape}."
         )
-    kl_threshold = float(kl_threshold)
     n_components = mu.shape[1]
     if feature_names is None:
         feature_names = [f"z{i}" for i in range(n_components)]
@@ -171,11 +180,16 @@ def neuron_summary_from_moments(mu, logvar, *, kl_threshold=0.1, feature_names=N
         var_mu=mu.var(axis=0),
         mean_logvar=logvar.mean(axis=0),
         active=kl > kl_threshold,
-        kl_threshold=kl_threshold,
+        kl_threshold=float(kl_threshold),
         feature_names=feature_names,
     )
 
 
+@validate({
+    "estimator": [HasMethods(["encode"])],
+    "X": ["array-like"],
+    "kl_threshold": [None, NON_NEGATIVE],
+})
 def neuron_summary(estimator, X, *, kl_threshold=None):
     """Summarize each latent neuron of a fitted SPIVAE on trajectories ``X``.
 
@@ -219,7 +233,7 @@ def neuron_summary(estimator, X, *, kl_threshold=None):
     return neuron_summary_from_moments(
         mu,
         logvar,
-        kl_threshold=kl_threshold,
+        kl_threshold=float(kl_threshold),
         feature_names=_feature_names(estimator, mu.shape[1] if mu.ndim == 2 else 0),
     )
 
@@ -247,6 +261,7 @@ def _builtin_quantity(name, alpha, D, n_timesteps):
     )
 
 
+@validate({"y": ["array-like"], "n_timesteps": _N_TIMESTEPS, "quantities": _QUANTITIES})
 def parameter_quantities(y, *, n_timesteps=None, quantities=None):
     """Physical quantities of the parameters ``y = (alpha, D)`` to relate to neurons.
 
@@ -283,9 +298,6 @@ def parameter_quantities(y, *, n_timesteps=None, quantities=None):
     """
     y = _check_y(y)
     alpha, D = y[:, 0], y[:, 1]
-    if n_timesteps is not None:
-        if not isinstance(n_timesteps, (int, np.integer)) or n_timesteps < 2:
-            raise ValueError(f"`n_timesteps` must be an integer >= 2; got {n_timesteps!r}.")
     if quantities is None:
         quantities = [ALPHA, LOG_D]
         if n_timesteps is not None:
@@ -423,6 +435,16 @@ def _r2_line(x, t):
     return float(np.dot(x, t) / denom) ** 2 if denom > 0 else np.nan
 
 
+@validate({
+    "mu": ["array-like"],
+    "y": ["array-like"],
+    "neurons": [None, "array-like"],
+    "n_timesteps": _N_TIMESTEPS,
+    "quantities": _QUANTITIES,
+    "feature_names": [None, "array-like"],
+    "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+    "random_state": ["random_state"],
+})
 def latent_parameter_relations(
     mu,
     y,
@@ -560,6 +582,17 @@ class ReadoutResult:
     regressor: object = field(repr=False)
 
 
+@validate({
+    "mu": ["array-like"],
+    "y": ["array-like"],
+    "target": [str, tuple],
+    "neurons": [None, "array-like"],
+    "regressor": [None, HasMethods(["fit", "predict"])],
+    "n_timesteps": _N_TIMESTEPS,
+    "test_size": [Interval(RealNotInt, 0, 1, closed="neither"),
+                  Interval(Integral, 1, None, closed="left")],
+    "random_state": ["random_state"],
+})
 def latent_readout(
     mu,
     y,
@@ -614,11 +647,6 @@ def latent_readout(
     mu = _check_2d(mu, "mu")
     y = _check_y(y, n_samples=mu.shape[0])
     neurons = _check_neurons(neurons, mu.shape[1])
-    if not isinstance(target, (str, tuple)):
-        raise TypeError(
-            f"`target` must be a quantity name or a (name, callable) pair; got "
-            f"{type(target).__name__}."
-        )
     ((name, t),) = parameter_quantities(
         y, n_timesteps=n_timesteps, quantities=[target]
     ).items()
@@ -710,6 +738,7 @@ class ParameterGroups:
         return title + "\n" + _format_table(header, rows)
 
 
+@validate({"values": ["array-like"], "y": ["array-like"], "name": [str]})
 def group_by_parameters(values, y, *, name="value"):
     """Mean and standard deviation of a per-sample value per (alpha, D) pair.
 
@@ -755,6 +784,11 @@ def group_by_parameters(values, y, *, name="value"):
     )
 
 
+@validate({
+    "estimator": [HasMethods(["score_samples"])],
+    "X": ["array-like"],
+    "y": ["array-like"],
+})
 def loss_per_parameter(estimator, X, y):
     """Distribution of the per-trajectory loss over the (alpha, D) grid.
 

@@ -9,6 +9,8 @@ from scipy import fft
 from sklearn.utils import gen_batches
 from sklearn.utils.validation import check_array
 
+from .._utils import validate
+
 __all__ = ["ensemble_msd", "fit_anomalous_exponent", "time_averaged_msd"]
 
 _CHUNK = 4096  # trajectories reduced at a time
@@ -36,6 +38,7 @@ def _check_lags(lags, n_timesteps):
     return lags
 
 
+@validate({"X": ["array-like"], "lags": [None, "array-like"]})
 def ensemble_msd(X, lags=None):
     """Ensemble mean squared displacement from the first position.
 
@@ -102,6 +105,7 @@ def _tamsd_direct(X, lags):
     return tamsd / (X.shape[1] - lags)
 
 
+@validate({"X": ["array-like"], "lags": [None, "array-like"]})
 def time_averaged_msd(X, lags=None):
     """Time-averaged mean squared displacement of each trajectory.
 
@@ -141,6 +145,7 @@ def time_averaged_msd(X, lags=None):
     return lags, tamsd
 
 
+@validate({"lags": ["array-like"], "msd": ["array-like"], "lag_range": [None, tuple, list]})
 def fit_anomalous_exponent(lags, msd, *, lag_range=None):
     """Fit ``msd = 2 D lag^alpha`` by least squares in log-log scale.
 
