@@ -71,6 +71,16 @@ def sample(params, n_mixtures=1, generator=None):
 def kl_normal(mu, logvar):
     """KL(N(mu, exp(logvar)) || N(0, 1)) per latent neuron, same shape as ``mu``.
 
+    Parameters
+    ----------
+    mu, logvar : Tensor
+        Means and log-variances of the posterior, of the same shape.
+
+    Returns
+    -------
+    Tensor
+        The KL divergence in nats, element by element.
+
     Examples
     --------
     >>> import torch

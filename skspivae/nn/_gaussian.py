@@ -254,6 +254,16 @@ def gaussian_sample(kappa, log_scale, n, generator=None):
     Returns
     -------
     Tensor of shape (batch, n)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skspivae.nn import gaussian_sample
+    >>> g = torch.Generator().manual_seed(0)
+    >>> kappa = torch.full((2000, 8), -0.1) / torch.arange(1.0, 9)  # anti-persistent
+    >>> dx = gaussian_sample(kappa, torch.zeros(2000, 2), 50, generator=g)
+    >>> dx.shape, bool((dx[:, 1:] * dx[:, :-1]).mean() < 0)
+    (torch.Size([2000, 50]), True)
     """
     batch = kappa.shape[0]
     order = min(kappa.shape[1], n - 1)
@@ -277,6 +287,16 @@ def lag_knots(memory):
     (rounded, without repeats): the first lags, which carry the most
     information, each get their own value, and the long memory of
     anomalous processes varies slowly in log k.
+
+    Parameters
+    ----------
+    memory : int
+        The largest lag.
+
+    Returns
+    -------
+    ndarray of int
+        The knots, increasing, none above ``memory``.
 
     Examples
     --------

@@ -139,6 +139,23 @@ class ConditioningDecoder(nn.Module):
     linearly interpolated in time to ``length - n_layers * (kernel_size - 1)``
     and brought to ``length`` by transposed convolutions.
 
+    Parameters
+    ----------
+    n_components : int, default=6
+        Latent neurons.
+    channels : int, default=16
+        Channels of the transposed convolutions.
+    n_layers : int, default=4
+        Transposed convolutions.
+    kernel_size : int, default=3
+        Their kernel size.
+    pool_size : int, default=16
+        Half the number of time points the dense layers output.
+    hidden : tuple of int, default=(100, 200)
+        Sizes of the dense layers.
+    out_channels : int, default=None
+        Channels of c(t); ``n_components`` when None.
+
     Examples
     --------
     >>> import torch
@@ -214,6 +231,23 @@ class WaveNet(nn.Module):
     folded into the 1x1 weights; the blocks and the head as one autograd
     function with a hand-written backward (see
     ``docs/benchmarks_training.rst`` for the measurements).
+
+    Parameters
+    ----------
+    cond_channels : int, default=6
+        Channels of the conditioning c(t).
+    residual_channels : int, default=16
+        Channels of the residual stream.
+    skip_channels : int, default=16
+        Channels of the skip connections and the head.
+    kernel_size : int, default=3
+        Kernel size of the dilated convolutions.
+    layer_size : int, default=4
+        Blocks per stack, with dilations 1, 2, ..., 2^(layer_size - 1).
+    stack_size : int, default=1
+        Stacks of blocks.
+    out_channels : int, default=3
+        Outputs per step: the parameters of the output distribution.
 
     Examples
     --------
