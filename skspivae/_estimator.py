@@ -1,9 +1,6 @@
 """The scikit-learn face of SPIVAE: :class:`SPIVAE`."""
 
 import copy
-import hashlib
-import io
-import json
 import os
 import threading
 import warnings
@@ -22,7 +19,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from . import _lr_finder, _summary, _training
-from ._io import atomic_write
+from ._io import read_model_file, write_model_file
 from ._schedules import CURVES, SCHEDULES, Stage, make_stages
 from ._utils import POSITIVE_INT, Interval, StrOptions
 from .callbacks import EarlyStopping, EpochTable, ProgressBar
@@ -36,8 +33,6 @@ _ARCHITECTURE = ("n_components", "encoder_channels", "encoder_layers", "kernel_s
 # Model files: the magic line, a JSON header line (format, size and SHA-256
 # of the content), then the content, written by torch.save. Format 1 was a
 # bare torch.save file of the paper's WaveNet model, without a checksum.
-_MAGIC = b"SKSPIVAE MODEL\n"
-_FORMAT_VERSION = 2
 
 
 class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -1099,9 +1094,9 @@ default=None
         if not isinstance(params["random_state"], (Integral, type(None))):
             params["random_state"] = None
         payload = {
-            "params": _plain(params),
+            "params": params,
             "state_dict": _state_to_cpu(self.module_.state_dict()),
-            "fitted": _plain({
+            "fitted": {
                 "history_": self.history_,
                 "n_features_in_": self.n_features_in_,
                 "input_scale_": self.input_scale_,
@@ -1109,15 +1104,9 @@ default=None
                 "init_history_": getattr(self, "init_history_", []),
                 "init_scores_": getattr(self, "init_scores_", None),
                 "feature_names_in_": getattr(self, "feature_names_in_", None),
-            }),
+            },
         }
-        buffer = io.BytesIO()
-        torch.save(payload, buffer)
-        content = buffer.getvalue()
-        header = json.dumps({"format": _FORMAT_VERSION, "bytes": len(content),
-                             "sha256": hashlib.sha256(content).hexdigest()})
-        atomic_write(path, lambda f: f.write(_MAGIC + header.encode() + b"\n" + content),
-                     overwrite=overwrite)
+        write_model_file(path, payload, overwrite=overwrite)
 
     def _saved_kl_divergence(self):
         """``kl_divergence_``; during fit (a Checkpoint at a stage's end) it is
@@ -1145,7 +1134,7 @@ default=None
         SPIVAE
             A fitted estimator.
         """
-        payload = _read_model_file(os.fspath(path))
+        payload = read_model_file(os.fspath(path))
         params = payload["params"]
         unknown = sorted(set(params) - set(cls._get_param_names()))
         if unknown:
@@ -1244,71 +1233,6 @@ def _resolve_device(device, strict=True):
         raise ValueError(f"device={device!r} but this machine has "
                          f"{torch.cuda.device_count()} CUDA device(s).")
     return resolved
-
-
-def _plain(obj):
-    """Parameters and fitted values as plain Python values (what a
-    weights-only ``torch.load`` reads back): numpy scalars and arrays become
-    Python numbers and lists, a torch.device its name."""
-    if isinstance(obj, dict):
-        return {k: _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_plain(v) for v in obj)
-    if isinstance(obj, np.ndarray):
-        return [_plain(v) for v in obj.tolist()]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, torch.device):
-        return str(obj)
-    return obj
-
-
-def _read_model_file(path):
-    """The payload of a model file, checked; a clear ValueError naming the
-    file and what is wrong with it otherwise."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no such file: {path}")
-    with open(path, "rb") as f:
-        data = f.read()
-    if not data:
-        raise ValueError(f"{path} is empty: not a model file.")
-    if data.startswith(b"PK\x03\x04"):  # format 1: a bare torch.save zip
-        return _read_format_1(path, data)
-    if not data.startswith(_MAGIC):
-        raise ValueError(f"{path} is not a model written by SPIVAE.save (it starts "
-                         f"with {data[:16]!r}).")
-    line, sep, content = data[len(_MAGIC):].partition(b"\n")
-    try:
-        header = json.loads(line)
-        version, size, digest = header["format"], header["bytes"], header["sha256"]
-    except (ValueError, KeyError, TypeError):
-        raise ValueError(f"{path} has a damaged header: not a readable model "
-                         "file.") from None
-    if version != _FORMAT_VERSION:
-        raise ValueError(f"{path} was written by a newer version of skspivae (file "
-                         f"format {version}; this version reads formats 1 and "
-                         f"{_FORMAT_VERSION}): upgrade skspivae to read it.")
-    if not sep or len(content) != size:
-        raise ValueError(f"{path} is truncated: {len(content)} of its {size} bytes of "
-                         "content are there.")
-    if hashlib.sha256(content).hexdigest() != digest:
-        raise ValueError(f"{path} is damaged: its content does not match its "
-                         "checksum (SHA-256).")
-    return torch.load(io.BytesIO(content), map_location="cpu", weights_only=True)
-
-
-def _read_format_1(path, data):
-    """A file of format 1 (no checksum; the WaveNet was the only decoder)."""
-    try:
-        payload = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception:  # torch raises many kinds on a damaged zip
-        raise ValueError(f"{path} is not a model written by SPIVAE.save, or is "
-                         "damaged (a zip file that torch cannot read).") from None
-    if not isinstance(payload, dict) or payload.get("format") != 1:
-        raise ValueError(f"{path} is not a model written by SPIVAE.save.")
-    payload["params"].setdefault("decoder", "wavenet")
-    payload["params"].setdefault("encoder_scaling", "global")
-    return payload
 
 
 def _state_to_cpu(obj):
