@@ -16,6 +16,7 @@ from sklearn.base import (
 )
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from . import _lr_finder, _summary, _training
@@ -23,7 +24,7 @@ from ._io import read_model_file, write_model_file
 from ._schedules import CURVES, SCHEDULES, Stage, make_stages
 from ._utils import POSITIVE_INT, Interval, StrOptions
 from .callbacks import EarlyStopping, EpochTable, ProgressBar
-from .nn import SPIVAEModule, generate
+from .nn import SPIVAEModule, gaussian_covariance, generate
 
 # Estimator parameters that define the torch module, with its keyword names.
 _ARCHITECTURE = ("n_components", "encoder_channels", "encoder_layers", "kernel_size",
@@ -970,38 +971,25 @@ default=None
         ((5, 100), True)
         """
         check_is_fitted(self)
+        if not isinstance(n_samples, Integral) or isinstance(n_samples, bool):
+            raise TypeError(f"n_samples must be an integer, got {n_samples!r}.")
+        if n_samples < 1:
+            raise ValueError(f"n_samples must be >= 1, got {n_samples}.")
+        n_steps = self._n_steps(n_timesteps)
         increments = self.input_type == "increments"
-        n_timesteps = self.n_features_in_ if n_timesteps is None else n_timesteps
-        shortest = 1 if increments else 2
-        for name, value, minimum in (("n_samples", n_samples, 1),
-                                     ("n_timesteps", n_timesteps, shortest)):
-            if not isinstance(value, Integral) or isinstance(value, bool):
-                raise TypeError(f"{name} must be an integer, got {value!r}.")
-            if value < minimum:
-                raise ValueError(f"{name} must be >= {minimum}, got {value}"
-                                 + (f" ({self.input_type})." if name == "n_timesteps"
-                                    else "."))
         device = self._device
         generator = _generator(check_random_state(random_state), device)
         if z is None:
             latent = torch.randn((n_samples, self.n_components), generator=generator,
                                  device=device)
         else:
-            if np.ndim(z) not in (1, 2):
-                raise ValueError(f"z must be 1-D or 2-D; got {np.ndim(z)} dimensions.")
-            latent = check_array(z, dtype=np.float64, ensure_2d=False, input_name="z")
-            _check_float32_range(latent, "z")
-            latent = latent.reshape(1, -1) if latent.ndim == 1 else latent
-            if latent.shape[1] != self.n_components:
-                raise ValueError(f"z must have n_components={self.n_components} "
-                                 f"columns; got shape {np.shape(z)}.")
+            latent = self._check_z(z)
             if latent.shape[0] == 1:
                 latent = np.repeat(latent, n_samples, axis=0)
             elif n_samples not in (1, latent.shape[0]):
                 raise ValueError(
                     f"z has {latent.shape[0]} rows but n_samples={n_samples}; give "
                     "one row, n_samples rows, or n_samples=1 with any number.")
-        n_steps = n_timesteps if increments else n_timesteps - 1
         dx = generate(self.module_, latent, n_steps, generator=generator,
                       batch_size=4 * self.batch_size)
         dx = dx.cpu().numpy().astype(np.float64) * self.input_scale_
@@ -1009,6 +997,78 @@ default=None
             return dx
         return np.concatenate([np.zeros((dx.shape[0], 1)), np.cumsum(dx, axis=1)],
                               axis=1)
+
+    def _check_z(self, z):
+        """``z`` as a float64 array of shape (n, n_components)."""
+        if np.ndim(z) not in (1, 2):
+            raise ValueError(f"z must be 1-D or 2-D; got {np.ndim(z)} dimensions.")
+        latent = check_array(z, dtype=np.float64, ensure_2d=False, input_name="z")
+        _check_float32_range(latent, "z")
+        latent = latent.reshape(1, -1) if latent.ndim == 1 else latent
+        if latent.shape[1] != self.n_components:
+            raise ValueError(f"z must have n_components={self.n_components} "
+                             f"columns; got shape {np.shape(z)}.")
+        return latent
+
+    def _n_steps(self, n_timesteps):
+        """Displacements per trajectory of ``n_timesteps`` in the units of ``X``."""
+        increments = self.input_type == "increments"
+        n_timesteps = self.n_features_in_ if n_timesteps is None else n_timesteps
+        shortest = 1 if increments else 2
+        if not isinstance(n_timesteps, Integral) or isinstance(n_timesteps, bool):
+            raise TypeError(f"n_timesteps must be an integer, got {n_timesteps!r}.")
+        if n_timesteps < shortest:
+            raise ValueError(f"n_timesteps must be >= {shortest}, got {n_timesteps} "
+                             f"({self.input_type}).")
+        return n_timesteps if increments else n_timesteps - 1
+
+    @available_if(lambda est: est.decoder == "gaussian")
+    def increment_covariance(self, z, *, n_timesteps=None):
+        """The exact covariance of the displacements generated at each latent.
+
+        The Gaussian decoder turns a latent into a Gaussian process (see the
+        user guide), so what :meth:`sample` draws at ``z`` is known exactly:
+        its covariance, and from it the ensemble mean squared displacement of
+        infinitely many samples, ``MSD(t) = sum over s, s' <= t of Cov(dx(s),
+        dx(s'))``. Only with ``decoder="gaussian"``: the WaveNet's process has
+        no closed form.
+
+        Parameters
+        ----------
+        z : array-like of shape (n_latents, n_components) or (n_components,)
+            Latents, e.g. ``transform(X)`` or its mean over trajectories.
+        n_timesteps : int, default=None
+            Length of the trajectories, in the units of ``X`` as in
+            :meth:`sample`; default ``n_features_in_``.
+
+        Returns
+        -------
+        ndarray of shape (n_latents, n_steps, n_steps)
+            ``Cov(dx(s), dx(t))`` in the squared units of ``X``, with
+            ``n_steps`` displacements (``n_timesteps - 1`` for positions).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skspivae import SPIVAE
+        >>> from skspivae.datasets import make_fbm
+        >>> X, _ = make_fbm(64, 40, alpha=[0.5, 1.5], D=[1e-3], random_state=0)
+        >>> est = SPIVAE(n_components=2, max_epochs=2, random_state=0).fit(X)
+        >>> cov = est.increment_covariance(est.transform(X[:3]))
+        >>> cov.shape
+        (3, 39, 39)
+        >>> msd = np.cumsum(np.cumsum(cov, axis=1), axis=2).diagonal(axis1=1, axis2=2)
+        >>> msd.shape  # MSD(t), t = 1..39, of each latent's process
+        (3, 39)
+        """
+        check_is_fitted(self)
+        latent = self._check_z(z)
+        n_steps = self._n_steps(n_timesteps)
+        with torch.no_grad():
+            params = self.module_.decoder(torch.as_tensor(latent, dtype=torch.float32,
+                                                          device=self._device))
+            cov = gaussian_covariance(*(p.double() for p in params), n_steps)
+        return cov.cpu().numpy() * self.input_scale_ ** 2
 
     @property
     def _n_features_out(self):

@@ -15,6 +15,7 @@ from skspivae.nn import (
     Encoder,
     GaussianDecoder,
     SPIVAEModule,
+    gaussian_covariance,
     gaussian_log_prob,
     gaussian_sample,
     levinson_durbin,
@@ -107,6 +108,31 @@ def test_sample_has_the_model_covariance_and_is_reproducible():
     np.testing.assert_allclose(np.cov(dx.numpy().T), cov, atol=0.06)
     again = gaussian_sample(kappa, log_scale, n, torch.Generator().manual_seed(0))
     assert torch.equal(dx, again)
+
+
+@given(order=st.integers(0, 12), n=st.integers(1, 30), seed=st.integers(0, 2**16))
+def test_covariance_continues_as_the_autoregression(order, n, seed):
+    """gaussian_covariance is the covariance the parameters define, also
+    beyond ``memory`` lags, where the process continues as an AR(K)."""
+    rng = np.random.default_rng(seed)
+    kappa = rng.uniform(-0.9, 0.9, order) / np.arange(1, order + 1)
+    log_scale = rng.normal(0, 0.5, 2)
+    ours = gaussian_covariance(torch.tensor(kappa[None]), torch.tensor(log_scale[None]), n)
+    np.testing.assert_allclose(ours[0].numpy(), _covariance(kappa, log_scale, n),
+                               rtol=1e-10, atol=1e-12)
+
+
+@given(alpha=st.floats(0.05, 1.95), log10_D=st.floats(-5, 0), n=st.integers(2, 200))
+def test_fbm_partial_autocorrelations_generate_msd_2_D_t_alpha(alpha, log10_D, n):
+    """Physics: with fGn's partial autocorrelations (memory n - 1) the decoder's
+    process has the ensemble MSD of fBM, 2 D t^alpha, at every t."""
+    D = 10.0**log10_D
+    kappa = torch.tensor(_pacf(fgn_autocovariance(alpha, D, n)))[None]
+    log_scale = torch.tensor([[0.5 * np.log(2 * D), 0.0]])
+    cov = gaussian_covariance(kappa, log_scale, n)[0].numpy()
+    msd = np.diagonal(cov.cumsum(axis=0).cumsum(axis=1))
+    t = np.arange(1, n + 1)
+    np.testing.assert_allclose(msd, 2 * D * t**alpha, rtol=1e-8)
 
 
 def test_decoder_outputs_valid_parameters():

@@ -40,3 +40,25 @@ def test_bad_input(est):
         generated_msd(est, n_samples=0)
     with pytest.raises(ValueError, match="alpha"):
         generated_msd(est, alpha=[2.5], n_encode=2, n_samples=2)
+
+
+def test_exact_msd_is_what_many_samples_give(est):
+    report = generated_msd(est, alpha=[0.5, 1.5], D=[1e-3], n_encode=20, n_samples=4000,
+                           random_state=0)
+    assert np.isfinite(report.exact_exponent).all() and "exact" in str(report)
+    # 4,000 samples of 40 positions: the fitted exponent's standard error is
+    # below 0.01, the prefactor's a few percent.
+    np.testing.assert_allclose(report.exponent, report.exact_exponent, atol=0.05)
+    np.testing.assert_allclose(report.prefactor, report.exact_prefactor, rtol=0.15)
+    assert report.within(exact=True).shape == (2,)
+
+
+def test_wavenet_has_no_exact_msd():
+    X, _ = make_fbm(32, 40, alpha=[1.0], D=[1e-3], random_state=0)
+    wavenet = SPIVAE(n_components=2, decoder="wavenet", layer_size=2, max_epochs=1,
+                     random_state=0).fit(X)
+    assert not hasattr(wavenet, "increment_covariance")
+    report = generated_msd(wavenet, alpha=[1.0], D=[1e-3], n_encode=5, n_samples=5,
+                           random_state=0)
+    assert np.isnan(report.exact_exponent).all() and "exact" not in str(report)
+    assert not report.within(exact=True).any()

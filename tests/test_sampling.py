@@ -124,6 +124,24 @@ def test_sample_many_in_chunks(fitted):
     assert np.all(np.isfinite(X))
 
 
+def test_increment_covariance_is_what_sample_draws(fitted):
+    z = fitted.transform(fitted.sample(2, random_state=0))
+    cov = fitted.increment_covariance(z, n_timesteps=8)
+    assert cov.shape == (2, 7, 7)
+    np.testing.assert_allclose(cov, cov.transpose(0, 2, 1))
+    assert np.all(np.linalg.eigvalsh(cov) > 0)
+    dx = np.diff(fitted.sample(40_000, z=z[0], n_timesteps=8, random_state=0), axis=1)
+    # 40,000 draws: the sample covariance is within a few standard errors
+    # (about 1% of the variances) of the exact one.
+    scale = np.sqrt(np.outer(np.diag(cov[0]), np.diag(cov[0])))
+    np.testing.assert_allclose(np.cov(dx.T) / scale, cov[0] / scale, atol=0.05)
+    assert fitted.increment_covariance(z[0]).shape == (1, 39, 39)  # one 1-D latent
+    with pytest.raises(ValueError, match="n_timesteps must be >= 2"):
+        fitted.increment_covariance(z, n_timesteps=1)
+    with pytest.raises(ValueError, match="n_components=3"):
+        fitted.increment_covariance(z[:, :2])
+
+
 def test_sample_latent_broadcasting(fitted):
     z = fitted.transform(fitted.sample(3, random_state=0))
     assert fitted.sample(z=z, random_state=0).shape == (3, 40)  # n_samples=1: m rows

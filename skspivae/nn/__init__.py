@@ -3,6 +3,8 @@
 from ._distributions import kl_normal, log_prob
 from ._gaussian import (
     GaussianDecoder,
+    gaussian_autocorrelation,
+    gaussian_covariance,
     gaussian_log_prob,
     gaussian_sample,
     lag_knots,
@@ -18,6 +20,8 @@ __all__ = [
     "SPIVAEModule",
     "SPIVAEOutput",
     "WaveNet",
+    "gaussian_autocorrelation",
+    "gaussian_covariance",
     "gaussian_log_prob",
     "gaussian_sample",
     "generate",

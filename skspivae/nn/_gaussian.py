@@ -162,6 +162,86 @@ def levinson_durbin(kappa):
     return _LevinsonDurbin.apply(kappa)
 
 
+@torch.no_grad()
+def gaussian_autocorrelation(kappa, n):
+    """Autocorrelations of the process with partial autocorrelations ``kappa``.
+
+    The Durbin-Levinson recursion run the other way: ``rho(m) = phi^(m-1) .
+    (rho(m-1), ..., rho(1)) + kappa_m v_(m-1)``, and beyond ``K`` lags (where
+    ``kappa_m = 0``) the process continues as the autoregression of order K.
+    With :func:`log_sigma` this gives the exact covariance of the
+    displacements the Gaussian decoder generates, ``sigma(s) sigma(t)
+    rho(|s - t|)``, and from it their exact mean squared displacement.
+
+    Parameters
+    ----------
+    kappa : Tensor of shape (batch, K)
+        Partial autocorrelations, each in (-1, 1).
+    n : int
+        Number of lags, 0 to ``n - 1``.
+
+    Returns
+    -------
+    Tensor of shape (batch, n)
+        ``rho(0) = 1, rho(1), ..., rho(n - 1)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skspivae.nn import gaussian_autocorrelation
+    >>> gaussian_autocorrelation(torch.tensor([[0.5]]), 4)  # AR(1): 0.5^k
+    tensor([[1.0000, 0.5000, 0.2500, 0.1250]])
+    """
+    batch, order = kappa.shape
+    rho = kappa.new_zeros((batch, n))
+    rho[:, 0] = 1.0
+    if order == 0 or n == 1:
+        return rho
+    psi = _levinson_table(kappa)
+    v = torch.exp(_log_innovation_variance(kappa))
+    for m in range(1, n):
+        if m <= order:
+            rho[:, m] = (torch.linalg.vecdot(psi[:, m - 1, :m - 1], rho[:, 1:m])
+                         + kappa[:, m - 1] * v[:, m - 1])
+        else:
+            rho[:, m] = torch.linalg.vecdot(psi[:, order], rho[:, m - order:m])
+    return rho
+
+
+@torch.no_grad()
+def gaussian_covariance(kappa, log_scale, n):
+    """Covariance of the displacements dx(1..n) of the Gaussian decoder's process.
+
+    ``Cov(dx(s), dx(t)) = sigma(s) sigma(t) rho(|s - t|)``, with ``rho`` from
+    :func:`gaussian_autocorrelation` and ``sigma`` from ``log_scale``: what
+    :func:`gaussian_sample` draws from, exactly.
+
+    Parameters
+    ----------
+    kappa : Tensor of shape (batch, K)
+    log_scale : Tensor of shape (batch, 2)
+        As in :func:`gaussian_log_prob`.
+    n : int
+        Displacements per trajectory.
+
+    Returns
+    -------
+    Tensor of shape (batch, n, n)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skspivae.nn import gaussian_covariance
+    >>> log_scale = torch.tensor([[0.0, 0.25]])  # sigma(t) = t^(1/4): SBM, alpha 1.5
+    >>> gaussian_covariance(torch.zeros(1, 3), log_scale, 3)[0].diagonal()
+    tensor([1.0000, 1.4142, 1.7321])
+    """
+    rho = gaussian_autocorrelation(kappa, n)
+    t = torch.arange(n, device=kappa.device)
+    sigma = torch.exp(log_sigma(log_scale, n))
+    return rho[:, (t[:, None] - t[None, :]).abs()] * sigma[:, :, None] * sigma[:, None, :]
+
+
 def _levinson_durbin_reference(kappa):
     """:func:`levinson_durbin` in plain autograd operations (for tests)."""
     batch, order = kappa.shape
