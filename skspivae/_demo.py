@@ -185,7 +185,7 @@ def run_demo(recipe="default", *, out="skspivae_demo", overwrite=False, seed=0,
                            n_samples=200, random_state=seed)
     print("\nTrajectories generated at the mean latent of 200 simulated ones "
           "(collapsed neurons at 0):\nthe ensemble MSD of 200 samples fitted as "
-          "2 D' t^exponent (standard error about 0.03 in the exponent), and\n"
+          "2 D' t^exponent (standard error 0.03-0.04 in the exponent), and\n"
           "(exact) the same fit of the exact MSD of the model's process")
     print(report)
     fig, ax = _figure(figsize=(6, 4.5))

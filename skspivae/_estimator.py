@@ -31,9 +31,6 @@ _ARCHITECTURE = ("n_components", "encoder_channels", "encoder_layers", "kernel_s
                  "pool_size", "encoder_hidden", "decoder_hidden", "residual_channels",
                  "skip_channels", "wavenet_kernel_size", "layer_size", "stack_size",
                  "n_mixtures", "decoder", "memory")
-# Model files: the magic line, a JSON header line (format, size and SHA-256
-# of the content), then the content, written by torch.save. Format 1 was a
-# bare torch.save file of the paper's WaveNet model, without a checksum.
 
 
 class SPIVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):

@@ -23,10 +23,12 @@ from sklearn.utils._param_validation import (  # noqa: F401 (re-exported)
     StrOptions,
     validate_params,
 )
-from sklearn.utils.validation import check_is_fitted
 
 POSITIVE_INT = Interval(Integral, 1, None, closed="left")
 NON_NEGATIVE = Interval(Real, 0, None, closed="left")
+N_TIMESTEPS = Interval(Integral, 2, None, closed="left")  # a trajectory: 2+ positions
+# What parameter_quantities accepts as ``quantities``.
+QUANTITIES = [None, str, list, tuple, dict]
 # numpy's seeds: what numpy.random.default_rng and SeedSequence accept.
 SEED = [None, Interval(Integral, 0, None, closed="left")]
 
@@ -97,15 +99,6 @@ def feature_names(estimator, n_components):
         return [str(name) for name in estimator.get_feature_names_out()]
     except (AttributeError, TypeError, ValueError):
         return [f"z{i}" for i in range(n_components)]
-
-
-def check_estimator(estimator, method):
-    if not hasattr(estimator, method):
-        raise TypeError(
-            f"`estimator` must be a fitted SPIVAE-like estimator with a "
-            f"`{method}` method; got {type(estimator).__name__}."
-        )
-    check_is_fitted(estimator)
 
 
 def spearman(x, t):

@@ -12,7 +12,7 @@ results of :mod:`skspivae.inspection`.
 - Loss and trajectories: :func:`plot_loss_per_alpha`, :func:`plot_msd`.
 """
 
-from numbers import Integral, Real
+from numbers import Real
 
 import matplotlib
 import numpy as np
@@ -22,9 +22,10 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._lr_finder import plot_lr_finder
 from ._utils import (
+    N_TIMESTEPS,
     NON_NEGATIVE,
     POSITIVE_INT,
-    Interval,
+    QUANTITIES,
     check_1d,
     check_2d,
     check_neurons,
@@ -396,8 +397,8 @@ def plot_neuron_summary(summary, *, X=None, axes=None):
     "y": ["array-like"],
     "X": _X,
     "neurons": [None, "array-like"],
-    "n_timesteps": [None, Interval(Integral, 2, None, closed="left")],
-    "quantities": [None, str, list, tuple, dict],
+    "n_timesteps": [None, N_TIMESTEPS],
+    "quantities": QUANTITIES,
     "axes": _AXES,
     "bins": [POSITIVE_INT],
 })

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from scipy import fft
 
-from .._utils import POSITIVE_INT, SEED, Interval, StrOptions, validate
+from .._utils import N_TIMESTEPS, POSITIVE_INT, SEED, StrOptions, validate
 from .._utils import check_alpha_D as _check_alpha_D
 from .._utils import check_real_array as _check_real_array
 
@@ -40,13 +40,12 @@ DEFAULT_CHUNK_SIZE = 1024  # measured fastest of 64..4096 at T = 400
 
 
 _PARAMETER = [numbers.Real, "array-like"]
-_N_TIMESTEPS = [Interval(numbers.Integral, 2, None, closed="left")]
 _OUTPUT = [StrOptions(set(_OUTPUTS))]
 _RANDOM_STATE = [*SEED, np.random.Generator]
 _SIMULATE = {
     "alpha": _PARAMETER,
     "D": _PARAMETER,
-    "n_timesteps": _N_TIMESTEPS,
+    "n_timesteps": [N_TIMESTEPS],
     "n_samples": [None, POSITIVE_INT],
     "output": _OUTPUT,
     "random_state": _RANDOM_STATE,
@@ -56,7 +55,7 @@ _SIMULATE = {
 }
 _MAKE = {
     "n_samples": [POSITIVE_INT],
-    "n_timesteps": _N_TIMESTEPS,
+    "n_timesteps": [N_TIMESTEPS],
     "alpha": [None, *_PARAMETER],
     "D": [None, *_PARAMETER],
     "design": [StrOptions(set(_DESIGNS))],

@@ -11,7 +11,7 @@ from sklearn.base import (
 )
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from .._utils import Interval, StrOptions
+from .._utils import N_TIMESTEPS, Interval, StrOptions
 from ._simulators import simulate_fbm, simulate_sbm
 
 __all__ = ["FBMSimulator", "Increments", "SBMSimulator"]
@@ -34,7 +34,7 @@ class _Simulator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimato
     """Stateless transformer from rows (alpha, D) to one trajectory each."""
 
     _parameter_constraints: dict = {
-        "n_timesteps": [Interval(Integral, 2, None, closed="left")],
+        "n_timesteps": [N_TIMESTEPS],
         "output": [StrOptions({"positions", "increments"})],
         "random_state": [
             None,

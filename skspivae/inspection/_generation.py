@@ -2,13 +2,12 @@
 mean latent of simulated ones."""
 
 from dataclasses import dataclass, field
-from numbers import Integral
 
 import numpy as np
+from sklearn.utils.validation import check_is_fitted
 
-from .._utils import POSITIVE_INT, SEED, HasMethods, Interval, StrOptions, validate
+from .._utils import N_TIMESTEPS, POSITIVE_INT, SEED, HasMethods, StrOptions, validate
 from .._utils import check_alpha_D as _check_alpha_D
-from .._utils import check_estimator as _check_estimator
 from ._trajectories import ensemble_msd, fit_anomalous_exponent
 
 __all__ = ["GeneratedMSD", "generated_msd"]
@@ -98,7 +97,7 @@ class GeneratedMSD:
     "process": [StrOptions({"fbm", "sbm"})],
     "alpha": ["array-like"],
     "D": ["array-like"],
-    "n_timesteps": [None, Interval(Integral, 2, None, closed="left")],
+    "n_timesteps": [None, N_TIMESTEPS],
     "n_encode": [POSITIVE_INT],
     "n_samples": [POSITIVE_INT],
     "random_state": SEED,
@@ -152,7 +151,7 @@ def generated_msd(estimator, *, process="fbm", alpha=(0.4, 1.0, 1.6), D=(1e-4, 1
     """
     from ..datasets import make_fbm, make_sbm
 
-    _check_estimator(estimator, "sample")
+    check_is_fitted(estimator)
     alphas, Ds = _check_alpha_D(np.ravel(alpha), np.ravel(D))
     n_timesteps = estimator.n_features_in_ if n_timesteps is None else n_timesteps
     make = make_fbm if process == "fbm" else make_sbm

@@ -16,7 +16,6 @@ Numbers only (plots live in :mod:`skspivae.plotting`):
 """
 
 from dataclasses import dataclass, field
-from numbers import Integral
 
 import numpy as np
 from sklearn.base import clone
@@ -24,11 +23,20 @@ from sklearn.feature_selection import mutual_info_regression
 from sklearn.linear_model import LinearRegression
 from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
 from sklearn.model_selection import train_test_split
+from sklearn.utils.validation import check_is_fitted
 
-from .._utils import NON_NEGATIVE, HasMethods, Interval, RealNotInt, validate
+from .._utils import (
+    N_TIMESTEPS,
+    NON_NEGATIVE,
+    POSITIVE_INT,
+    QUANTITIES,
+    HasMethods,
+    Interval,
+    RealNotInt,
+    validate,
+)
 from .._utils import check_1d as _check_1d
 from .._utils import check_2d as _check_2d
-from .._utils import check_estimator as _check_estimator
 from .._utils import check_neurons as _check_neurons
 from .._utils import check_y as _check_y
 from .._utils import feature_names as _feature_names
@@ -53,8 +61,6 @@ __all__ = [
 ALPHA, LOG_D = "alpha", "log D"
 SBM_LATE, SBM_EARLY = "log(alpha D T^(alpha-1))", "log(alpha D T^(1-alpha))"
 _METRICS = ("spearman", "r2", "mutual_info")
-_N_TIMESTEPS = [None, Interval(Integral, 2, None, closed="left")]
-_QUANTITIES = [None, str, list, tuple, dict]
 
 
 # --------------------------------------------------------------------------
@@ -225,7 +231,7 @@ def neuron_summary(estimator, X, *, kl_threshold=None):
     >>> summary.kl.shape, summary.feature_names
     ((2,), ['spivae0', 'spivae1'])
     """
-    _check_estimator(estimator, "encode")
+    check_is_fitted(estimator)
     if kl_threshold is None:
         kl_threshold = getattr(estimator, "kl_threshold", 0.1)
     mu, logvar = estimator.encode(X)
@@ -233,7 +239,7 @@ def neuron_summary(estimator, X, *, kl_threshold=None):
     return neuron_summary_from_moments(
         mu,
         logvar,
-        kl_threshold=float(kl_threshold),
+        kl_threshold=kl_threshold,
         feature_names=_feature_names(estimator, mu.shape[1] if mu.ndim == 2 else 0),
     )
 
@@ -261,7 +267,7 @@ def _builtin_quantity(name, alpha, D, n_timesteps):
     )
 
 
-@validate({"y": ["array-like"], "n_timesteps": _N_TIMESTEPS, "quantities": _QUANTITIES})
+@validate({"y": ["array-like"], "n_timesteps": [None, N_TIMESTEPS], "quantities": QUANTITIES})
 def parameter_quantities(y, *, n_timesteps=None, quantities=None):
     """Physical quantities of the parameters ``y = (alpha, D)`` to relate to neurons.
 
@@ -439,10 +445,10 @@ def _r2_line(x, t):
     "mu": ["array-like"],
     "y": ["array-like"],
     "neurons": [None, "array-like"],
-    "n_timesteps": _N_TIMESTEPS,
-    "quantities": _QUANTITIES,
+    "n_timesteps": [None, N_TIMESTEPS],
+    "quantities": QUANTITIES,
     "feature_names": [None, "array-like"],
-    "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+    "n_neighbors": [POSITIVE_INT],
     "random_state": ["random_state"],
 })
 def latent_parameter_relations(
@@ -588,9 +594,9 @@ class ReadoutResult:
     "target": [str, tuple],
     "neurons": [None, "array-like"],
     "regressor": [None, HasMethods(["fit", "predict"])],
-    "n_timesteps": _N_TIMESTEPS,
+    "n_timesteps": [None, N_TIMESTEPS],
     "test_size": [Interval(RealNotInt, 0, 1, closed="neither"),
-                  Interval(Integral, 1, None, closed="left")],
+                  POSITIVE_INT],
     "random_state": ["random_state"],
 })
 def latent_readout(
@@ -822,7 +828,7 @@ def loss_per_parameter(estimator, X, y):
     >>> groups.count, groups.to_grid()[2].shape
     (array([16, 16, 16, 16]), (2, 2))
     """
-    _check_estimator(estimator, "score_samples")
+    check_is_fitted(estimator)
     y = _check_y(y)
     loss = -np.asarray(estimator.score_samples(X), dtype=np.float64)
     if loss.shape != (y.shape[0],):
